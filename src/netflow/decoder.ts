@@ -1,0 +1,63 @@
+/**
+ * The decoding entry point: one datagram in, export packets out. Reads the version from the first two
+ * bytes and hands the datagram to the matching format. Never throws: a bad datagram becomes a packet
+ * with `error` set.
+ */
+import { decodeFixed } from "./fixed.ts";
+import { TemplateDecoder, type TemplateDecoderOptions } from "./template_decoder.ts";
+import type { ExportPacket } from "./types.ts";
+
+export type DecoderOptions = TemplateDecoderOptions;
+
+export class NetflowDecoder {
+  /** v9/IPFIX state: template caches, options data, data awaiting templates, sequence tracking. */
+  readonly templates: TemplateDecoder;
+
+  constructor(options: Partial<DecoderOptions> = {}) {
+    this.templates = new TemplateDecoder(options);
+  }
+
+  /**
+   * Decodes one datagram. Returns the packet itself, followed by any earlier packets whose data sets
+   * were waiting for a template that this datagram delivered.
+   */
+  decode(datagram: Uint8Array, exporterAddress: string, exporterPort: number, receivedAtMs: number): ExportPacket[] {
+    const packet: ExportPacket = {
+      version: 0,
+      exporterAddress,
+      exporterPort,
+      sizeBytes: datagram.length,
+      receivedAtMs,
+      flows: [],
+    };
+    if (datagram.length < 2) {
+      packet.error = { kind: "truncated", message: `datagram of ${datagram.length} bytes has no version field` };
+      return [packet];
+    }
+    const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
+    packet.version = view.getUint16(0);
+    try {
+      switch (packet.version) {
+        case 1:
+        case 5:
+          decodeFixed(datagram, view, packet);
+          return [packet];
+        case 9:
+        case 10:
+          return this.templates.decode(datagram, view, packet);
+        default:
+          packet.error = { kind: "unknown_version", message: `unknown NetFlow version ${packet.version}` };
+          return [packet];
+      }
+    } catch (err) {
+      // Defence in depth: format code checks every length, but no datagram may take the collector down.
+      packet.error = { kind: "internal", message: `decoder failure: ${(err as Error)?.message ?? err}` };
+      return [packet];
+    }
+  }
+
+  /** Packets whose waiting data sets expired without their template: reported as errors. */
+  expire(nowMs: number): ExportPacket[] {
+    return this.templates.expire(nowMs);
+  }
+}

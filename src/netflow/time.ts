@@ -1,0 +1,59 @@
+/** Flow start/end in absolute time (SPEC §2). Pure arithmetic, no clock reads. */
+import type { ExportPacket, Flow } from "./types.ts";
+
+/** A computed time later than export time + this is impossible. */
+const FUTURE_SLACK_MS = 5_000;
+/** A computed time earlier than export time − this is implausible. */
+const MAX_AGE_MS = 24 * 3600 * 1000;
+
+export interface FlowTimes {
+  startMs: number;
+  endMs: number;
+  /** True when a computed time was replaced by the receive time or the end was clamped to the start. */
+  adjusted: boolean;
+}
+
+/**
+ * Milliseconds between two 32-bit uptime readings, `later − earlier`, as a signed 32-bit difference:
+ * a counter that wrapped (every 49.7 days) between the two still gives the true small difference.
+ */
+export function uptimeDelta(later: number, earlier: number): number {
+  return (later - earlier) | 0;
+}
+
+/** Absolute start/end of `flow`, from the exporter's own clock, checked for plausibility. */
+export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
+  const reference = packet.exportTimeMs ?? packet.receivedAtMs;
+  let start: number | undefined = flow.startMs;
+  let end: number | undefined = flow.endMs;
+  if (start === undefined && flow.firstSwitched !== undefined) {
+    start = fromUptime(flow.firstSwitched, flow, packet);
+  }
+  if (end === undefined && flow.lastSwitched !== undefined) {
+    end = fromUptime(flow.lastSwitched, flow, packet);
+  }
+  let adjusted = false;
+  const plausible = (t: number | undefined): t is number =>
+    t !== undefined && Number.isFinite(t) && t <= reference + FUTURE_SLACK_MS && t >= reference - MAX_AGE_MS;
+  if (!plausible(start)) {
+    adjusted = start !== undefined;
+    start = packet.receivedAtMs;
+  }
+  if (!plausible(end)) {
+    adjusted ||= end !== undefined;
+    end = packet.receivedAtMs;
+  }
+  if (end < start) {
+    end = start;
+    adjusted = true;
+  }
+  return { startMs: start, endMs: end, adjusted };
+}
+
+function fromUptime(uptimeMs: number, flow: Flow, packet: ExportPacket): number | undefined {
+  if (packet.sysUptimeMs !== undefined && packet.exportTimeMs !== undefined) {
+    return packet.exportTimeMs - uptimeDelta(packet.sysUptimeMs, uptimeMs);
+  }
+  if (flow.systemInitMs !== undefined) return flow.systemInitMs + uptimeMs;
+  return undefined;
+}

@@ -1,0 +1,90 @@
+/**
+ * The decoder's output: plain data, no I/O, no OpenTelemetry.
+ *
+ * One UDP datagram becomes one {@link ExportPacket}; each flow record in it becomes one {@link Flow}.
+ */
+
+/** Attribute values the decoder can produce for further elements (`netflow.<name>`). */
+export type FieldValue = string | number | boolean;
+
+/** One flow record, normalised across NetFlow v1/v5/v9 and IPFIX. Absent fields stay `undefined`. */
+export interface Flow {
+  /** Canonical address strings (dotted IPv4, RFC 5952 IPv6). */
+  srcAddr?: string;
+  dstAddr?: string;
+  nextHop?: string;
+  srcPort?: number;
+  dstPort?: number;
+  /** IANA protocol number. */
+  protocol?: number;
+  /** Octet and packet counters as exported (JS numbers are exact to 2^53, enough for 64-bit counters in practice). */
+  bytes?: number;
+  packets?: number;
+  inputIf?: number;
+  outputIf?: number;
+  tos?: number;
+  tcpFlags?: number;
+  srcAs?: number;
+  dstAs?: number;
+  srcMask?: number;
+  dstMask?: number;
+  /** 4 for IPv4 flows, 6 for IPv6 flows (from the address elements or ipVersion). */
+  ipVersion?: 4 | 6;
+  /** Uptime-relative milliseconds (v1/v5/v9; IPFIX flowStart/EndSysUpTime 22/21). */
+  firstSwitched?: number;
+  lastSwitched?: number;
+  /**
+   * Absolute times in Unix epoch milliseconds (fractional for sub-ms precision), when the record
+   * carries them directly (IPFIX 150–157) or relative to the export time (158/159, already resolved).
+   */
+  startMs?: number;
+  endMs?: number;
+  /** IPFIX systemInitTimeMilliseconds (160) known for this record's stream: epoch ms of uptime 0. */
+  systemInitMs?: number;
+  /** 0 = ingress, 1 = egress (IE 61). */
+  direction?: number;
+  /** 1-in-N sampling interval known for this flow (v5 header, options data, or configuration). */
+  samplingInterval?: number;
+  /** Further elements, already named: attribute key (e.g. `netflow.vlan.id`) → value. */
+  extra?: Record<string, FieldValue>;
+}
+
+/** What went wrong with a datagram (or part of it). */
+export interface DecodeError {
+  /** Short machine-friendly kind, used for counters: `truncated`, `bad_length`, `unknown_version`, … */
+  kind: string;
+  /** Short human message for logs and span status. */
+  message: string;
+}
+
+/** One decoded export datagram. */
+export interface ExportPacket {
+  /** 1, 5, 9 or 10; the raw first two bytes when unknown (0 when not even two bytes arrived). */
+  version: number;
+  exporterAddress: string;
+  exporterPort: number;
+  /** Size of the datagram in bytes. */
+  sizeBytes: number;
+  /** Epoch milliseconds at which the collector received the datagram. */
+  receivedAtMs: number;
+  /** Header fields, when present. */
+  sysUptimeMs?: number;
+  /** Export time as epoch milliseconds (v5: unix_secs + unix_nsecs; v9/IPFIX: seconds). */
+  exportTimeMs?: number;
+  sequence?: number;
+  sourceId?: number;
+  observationDomainId?: number;
+  engineType?: number;
+  engineId?: number;
+  /** Sampling interval from the v5 header (when > 0). */
+  samplingInterval?: number;
+  /** Count of template records (data and options) carried by this packet (v9/IPFIX). */
+  templateCount?: number;
+  /** Records or packets missing since the previous packet of this stream, when a gap was seen. */
+  sequenceLost?: number;
+  /** True when this packet's flows were held waiting for a template and released later. */
+  deferred?: boolean;
+  flows: Flow[];
+  /** Set when the datagram (or a part of it) could not be decoded. Flows decoded before the error are kept. */
+  error?: DecodeError;
+}
