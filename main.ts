@@ -1,0 +1,66 @@
+/**
+ * netflow2traces: NetFlow v1/v5/v9 and IPFIX over UDP → OpenTelemetry traces over OTLP.
+ *
+ * Exit codes: 0 after a clean shutdown, 1 when the socket cannot be opened, 2 for invalid configuration.
+ */
+import process from "node:process";
+import { startCollector } from "./src/app.ts";
+import { ConfigError, parseCli } from "./src/config.ts";
+import { createLogger } from "./src/log.ts";
+import { BindError } from "./src/udp/source.ts";
+
+async function main(argv: string[]): Promise<number> {
+  let cli;
+  try {
+    cli = parseCli(argv, process.env, process.cwd());
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`netflow2traces: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  switch (cli.kind) {
+    case "help":
+    case "version":
+      process.stdout.write(cli.text + "\n");
+      return 0;
+    case "subcommand": {
+      const { runSubcommand } = await import("./src/tools/subcommands.ts");
+      return await runSubcommand(cli.name, cli.args);
+    }
+  }
+  const config = cli.config;
+  const log = createLogger(config.logLevel);
+  let collector;
+  try {
+    collector = await startCollector(config, log);
+  } catch (err) {
+    if (err instanceof BindError) {
+      log.error(err.message);
+      return 1;
+    }
+    throw err;
+  }
+  const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  let signals = 0;
+  const onSignal = (signal: string) => {
+    if (++signals > 1) {
+      log.warn(`second ${signal}: exiting without flushing`);
+      process.exit(130);
+    }
+    log.info(`${signal} received: draining and flushing`);
+    collector.stop().then(resolve, (err) => {
+      log.error("shutdown failed", { error: String(err) });
+      process.exit(1);
+    });
+  };
+  process.on("SIGINT", () => onSignal("SIGINT"));
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  await stopped;
+  return 0;
+}
+
+process.exitCode = await main(process.argv.slice(2));
+// Timers and sockets of the exporters may linger after shutdown; the work is done.
+process.exit(process.exitCode);

@@ -1,0 +1,149 @@
+/** Decoded flows and packets → span attributes: the public contract of SPEC §3. */
+import type { ExportPacket, Flow } from "../netflow/types.ts";
+import { communityId } from "./community_id.ts";
+import { serverSide } from "./inference.ts";
+import { hasPorts, isIcmp, protocolName } from "./protocols.ts";
+
+export type Attributes = Record<string, string | number | boolean>;
+
+const TCP_FLAG_NAMES: [number, string][] = [
+  [0x02, "SYN"],
+  [0x10, "ACK"],
+  [0x01, "FIN"],
+  [0x04, "RST"],
+  [0x08, "PSH"],
+  [0x20, "URG"],
+  [0x40, "ECE"],
+  [0x80, "CWR"],
+];
+
+/** TCP flags as names, e.g. 0x13 → "SYN,ACK,FIN". */
+export function tcpFlagNames(flags: number): string {
+  let out = "";
+  for (const [bit, name] of TCP_FLAG_NAMES) if (flags & bit) out += (out ? "," : "") + name;
+  return out;
+}
+
+/** Attributes of one `netflow.flow` span. `index` is the record's position in its packet. */
+export function flowAttributes(flow: Flow, index: number, version: number): Attributes {
+  const a: Attributes = { "netflow.version": version, "netflow.flow.index": index };
+  const proto = flow.protocol;
+  const ports = hasPorts(proto);
+  if (flow.srcAddr !== undefined) {
+    a["source.address"] = flow.srcAddr;
+  }
+  if (flow.dstAddr !== undefined) {
+    a["destination.address"] = flow.dstAddr;
+    a["network.peer.address"] = flow.dstAddr;
+  }
+  if (ports && flow.srcPort !== undefined) a["source.port"] = flow.srcPort;
+  if (ports && flow.dstPort !== undefined) {
+    a["destination.port"] = flow.dstPort;
+    a["network.peer.port"] = flow.dstPort;
+  }
+  if (proto !== undefined) {
+    const name = protocolName(proto);
+    a["network.transport"] = name;
+    a["network.protocol.name"] = name;
+    a["network.protocol.number"] = proto;
+  }
+  const ipVersion = flow.ipVersion ?? (flow.srcAddr?.includes(":") ? 6 : flow.srcAddr ? 4 : undefined);
+  if (ipVersion) a["network.type"] = ipVersion === 6 ? "ipv6" : "ipv4";
+
+  if (ports && flow.srcPort !== undefined && flow.dstPort !== undefined) {
+    const side = serverSide(flow.srcPort, flow.dstPort);
+    if (side) {
+      const [client, server] = side === "destination" ? ["source", "destination"] : ["destination", "source"];
+      const clientAddr = a[`${client}.address`], serverAddr = a[`${server}.address`];
+      if (clientAddr !== undefined) a["client.address"] = clientAddr;
+      a["client.port"] = a[`${client}.port`];
+      if (serverAddr !== undefined) a["server.address"] = serverAddr;
+      a["server.port"] = a[`${server}.port`];
+    }
+  }
+
+  set(a, "netflow.flow.bytes", flow.bytes);
+  set(a, "netflow.flow.packets", flow.packets);
+  set(a, "netflow.flow.first_switched", flow.firstSwitched);
+  set(a, "netflow.flow.last_switched", flow.lastSwitched);
+  if (flow.firstSwitched !== undefined && flow.lastSwitched !== undefined) {
+    a["netflow.flow.duration_ms"] = (flow.lastSwitched - flow.firstSwitched) | 0;
+  } else if (flow.startMs !== undefined && flow.endMs !== undefined) {
+    a["netflow.flow.duration_ms"] = Math.round(flow.endMs - flow.startMs);
+  }
+  set(a, "netflow.nexthop", flow.nextHop);
+  set(a, "netflow.interface.input", flow.inputIf);
+  set(a, "netflow.interface.output", flow.outputIf);
+  set(a, "netflow.tos", flow.tos);
+  if (flow.tcpFlags !== undefined) {
+    a["netflow.tcp_flags"] = flow.tcpFlags;
+    a["netflow.tcp_flags.names"] = tcpFlagNames(flow.tcpFlags);
+  }
+  set(a, "netflow.src_as", flow.srcAs);
+  set(a, "netflow.dst_as", flow.dstAs);
+  set(a, "netflow.src_mask", flow.srcMask);
+  set(a, "netflow.dst_mask", flow.dstMask);
+  if (flow.direction === 0 || flow.direction === 1) {
+    a["netflow.flow.direction"] = flow.direction === 0 ? "ingress" : "egress";
+  }
+  const interval = flow.samplingInterval;
+  if (interval !== undefined && interval > 0) {
+    a["netflow.sampling.interval"] = interval;
+    if (interval > 1) {
+      if (flow.bytes !== undefined) a["netflow.flow.bytes.estimated"] = flow.bytes * interval;
+      if (flow.packets !== undefined) a["netflow.flow.packets.estimated"] = flow.packets * interval;
+    }
+  }
+  if (flow.srcAddr !== undefined && flow.dstAddr !== undefined && proto !== undefined) {
+    let sp = ports ? flow.srcPort : undefined, dp = ports ? flow.dstPort : undefined;
+    if (isIcmp(proto)) [sp, dp] = icmpTypeCode(flow);
+    const id = communityId(flow.srcAddr, flow.dstAddr, proto, sp, dp);
+    if (id) a["netflow.community_id"] = id;
+  }
+  if (flow.extra) Object.assign(a, flow.extra);
+  return a;
+}
+
+/** ICMP type and code: from the IPFIX type/code elements when present, else NetFlow's destination port. */
+function icmpTypeCode(flow: Flow): [number | undefined, number | undefined] {
+  const x = flow.extra;
+  const typeCode = x?.["netflow.icmp_type_code_ipv4"] ?? x?.["netflow.icmp_type_code_ipv6"] ?? flow.dstPort;
+  if (typeof typeCode === "number") return [typeCode >> 8, typeCode & 0xff];
+  const type = x?.["netflow.icmp_type_ipv4"] ?? x?.["netflow.icmp_type_ipv6"];
+  const code = x?.["netflow.icmp_code_ipv4"] ?? x?.["netflow.icmp_code_ipv6"];
+  if (typeof type === "number" && typeof code === "number") return [type, code];
+  return [undefined, undefined];
+}
+
+function set(a: Attributes, key: string, value: string | number | undefined): void {
+  if (value !== undefined) a[key] = value;
+}
+
+/** Attributes of the `netflow.export` span (times and flow count are added by the span builder). */
+export function exportAttributes(
+  packet: ExportPacket,
+  collectorHost: string,
+  collectorPort: number,
+): Attributes {
+  const a: Attributes = {
+    "netflow.exporter.address": packet.exporterAddress,
+    "netflow.exporter.port": packet.exporterPort,
+    "netflow.collector.host": collectorHost,
+    "netflow.collector.port": collectorPort,
+    "netflow.collector.protocol": "udp",
+    "netflow.packet.size_bytes": packet.sizeBytes,
+    "netflow.flow.count": packet.flows.length,
+  };
+  if (packet.version !== 0) a["netflow.version"] = packet.version;
+  set(a, "netflow.sequence", packet.sequence);
+  set(a, "netflow.source_id", packet.sourceId);
+  set(a, "netflow.observation_domain_id", packet.observationDomainId);
+  set(a, "netflow.sys_uptime_ms", packet.sysUptimeMs);
+  if (packet.exportTimeMs !== undefined) {
+    a["netflow.export_time"] = Math.floor(packet.exportTimeMs / 1000);
+    a["netflow.exporter.clock_skew_ms"] = Math.round(packet.receivedAtMs - packet.exportTimeMs);
+  }
+  set(a, "netflow.template.count", packet.templateCount);
+  if (packet.sequenceLost) a["netflow.sequence.lost"] = packet.sequenceLost;
+  return a;
+}
