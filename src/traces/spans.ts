@@ -11,11 +11,15 @@ export interface SpanBuilderOptions {
   collectorPort: number;
 }
 
-/** Epoch milliseconds (possibly fractional) → HrTime. Tuples, because the SDK reads small numbers as relative. */
+/**
+ * Epoch milliseconds (possibly fractional) → HrTime, to the microsecond: a double holding epoch
+ * milliseconds resolves about 0.2 µs, so finer digits would be noise. Tuples, because the SDK reads
+ * small plain numbers as relative times.
+ */
 export function hrTime(ms: number): HrTime {
-  const whole = Math.floor(ms);
-  const sec = Math.floor(whole / 1000);
-  return [sec, (whole - sec * 1000) * 1e6 + Math.round((ms - whole) * 1e6)];
+  const micros = Math.round(ms * 1000);
+  const sec = Math.floor(micros / 1e6);
+  return [sec, (micros - sec * 1e6) * 1000];
 }
 
 /** Span length for a packet without flows: a short span at its export time. */
