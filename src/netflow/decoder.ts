@@ -21,7 +21,12 @@ export class NetflowDecoder {
    * Decodes one datagram. Returns the packet itself, followed by any earlier packets whose data sets
    * were waiting for a template that this datagram delivered.
    */
-  decode(datagram: Uint8Array, exporterAddress: string, exporterPort: number, receivedAtMs: number): ExportPacket[] {
+  decode(
+    datagram: Uint8Array,
+    exporterAddress: string,
+    exporterPort: number,
+    receivedAtMs: number,
+  ): ExportPacket[] {
     const packet: ExportPacket = {
       version: 0,
       exporterAddress,
@@ -31,7 +36,10 @@ export class NetflowDecoder {
       flows: [],
     };
     if (datagram.length < 2) {
-      packet.error = { kind: "truncated", message: `datagram of ${datagram.length} bytes has no version field` };
+      packet.error = {
+        kind: "truncated",
+        message: `datagram of ${datagram.length} bytes has no version field`,
+      };
       return [packet];
     }
     const view = new DataView(datagram.buffer, datagram.byteOffset, datagram.byteLength);
@@ -41,6 +49,7 @@ export class NetflowDecoder {
         case 1:
         case 5:
           decodeFixed(datagram, view, packet);
+          this.templates.accountFixed(packet); // configured sampling, v5 sequence accounting
           return [packet];
         case 9:
         case 10:

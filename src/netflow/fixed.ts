@@ -34,7 +34,10 @@ export function decodeFixed(bytes: Uint8Array, view: DataView, packet: ExportPac
   }
   const max = v5 ? V5_MAX_RECORDS : V1_MAX_RECORDS;
   if (count > max) {
-    packet.error = { kind: "bad_count", message: `v${packet.version} count ${count} exceeds the maximum ${max}` };
+    packet.error = {
+      kind: "bad_count",
+      message: `v${packet.version} count ${count} exceeds the maximum ${max}`,
+    };
     return;
   }
   const fits = Math.floor((bytes.length - headerSize) / RECORD_SIZE);

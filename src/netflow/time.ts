@@ -54,6 +54,13 @@ function fromUptime(uptimeMs: number, flow: Flow, packet: ExportPacket): number 
   if (packet.sysUptimeMs !== undefined && packet.exportTimeMs !== undefined) {
     return packet.exportTimeMs - uptimeDelta(packet.sysUptimeMs, uptimeMs);
   }
-  if (flow.systemInitMs !== undefined) return flow.systemInitMs + uptimeMs;
+  if (flow.systemInitMs !== undefined) {
+    // IPFIX flowStart/EndSysUpTime (22/21) are 32-bit milliseconds since systemInitTimeMilliseconds and
+    // wrap every 49.7 days; the uptime at export time (from the full-width init time) tells which lap.
+    const reference = packet.exportTimeMs ?? packet.receivedAtMs;
+    const uptimeAtExport = reference - flow.systemInitMs;
+    if (uptimeAtExport < 0) return flow.systemInitMs + uptimeMs;
+    return reference - uptimeDelta(uptimeAtExport % 4294967296, uptimeMs);
+  }
   return undefined;
 }

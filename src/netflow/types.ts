@@ -84,6 +84,13 @@ export interface ExportPacket {
   sequenceLost?: number;
   /** True when this packet's flows were held waiting for a template and released later. */
   deferred?: boolean;
+  /**
+   * Data sets of this packet held back because their template is not known yet (v9/IPFIX): they come
+   * back later as a `deferred` copy of this packet, or as a `template_missing` error from `expire()`.
+   */
+  awaitingTemplateSets?: number;
+  /** Options data records in this packet (v9/IPFIX): they update sampling state and make no flows. */
+  optionsRecordCount?: number;
   flows: Flow[];
   /** Set when the datagram (or a part of it) could not be decoded. Flows decoded before the error are kept. */
   error?: DecodeError;

@@ -1,0 +1,799 @@
+/**
+ * v9/IPFIX templates compiled into decoding plans, and the record decoder that runs them.
+ *
+ * A template is compiled once, when it arrives: every field gets a handler code (which {@link Flow} field
+ * or which attribute it fills), its length and its attribute key. Decoding a record is then a single
+ * pass over the plan with a `switch` per field: no table or map lookups in the hot loop.
+ */
+import { hexAt, ipv4At, ipv6At, macAt } from "./addresses.ts";
+import { elementInfo, ElementType, REVERSE_PEN } from "./elements.ts";
+import type { Flow } from "./types.ts";
+
+/** IPFIX field length meaning "variable length" (RFC 7011 §7). */
+export const VARIABLE_LENGTH = 65535;
+
+/** Field handler codes. `Opt*` are used in options-template plans only. */
+export const enum Kind {
+  Skip,
+  Bytes,
+  Packets,
+  Protocol,
+  Tos,
+  TcpFlags,
+  SrcPort,
+  DstPort,
+  SrcV4,
+  DstV4,
+  SrcV6,
+  DstV6,
+  SrcMask,
+  DstMask,
+  InIf,
+  OutIf,
+  NextHopV4,
+  NextHopV6,
+  SrcAs,
+  DstAs,
+  Direction,
+  IpVersion,
+  First,
+  Last,
+  SysInit,
+  SamplerId,
+  SamplingInterval,
+  StartSec,
+  EndSec,
+  StartMs,
+  EndMs,
+  StartNtp,
+  EndNtp,
+  StartDelta,
+  EndDelta,
+  DurMs,
+  DurUs,
+  XUint,
+  XInt,
+  XFloat,
+  XBool,
+  XMac,
+  XString,
+  XHex,
+  XV4,
+  XV6,
+  XDateS,
+  XDateMs,
+  XDateNtp,
+  OptSamplerId,
+  OptInterval,
+  OptAlgorithm,
+  OptMode,
+  OptRandomInterval,
+  OptPacketInterval,
+  OptPacketSpace,
+  OptSize,
+  OptPopulation,
+  OptProbability,
+  OptSysInit,
+}
+
+/** Slots of {@link RecordScratch.times}, in precedence order per side (SPEC §2). */
+export const T_START_MS = 0, T_START_NTP = 1, T_START_S = 2, T_START_DELTA = 3;
+export const T_END_MS = 4, T_END_NTP = 5, T_END_S = 6, T_END_DELTA = 7, T_DURATION = 8;
+
+/** A template as it arrived: enough to recompile it (persistence) and to tell redefinitions apart. */
+export interface TemplateSpec {
+  /** 9 or 10. */
+  version: number;
+  templateId: number;
+  /** True for options templates. */
+  options: boolean;
+  /** Number of leading scope fields (options templates; 0 otherwise). */
+  scopeCount: number;
+  /** Per field: element id (enterprise bit cleared for IPFIX), length, PEN (0 = IANA / v9). */
+  ids: number[];
+  lengths: number[];
+  pens: number[];
+}
+
+/** One compiled field. */
+export class PlanField {
+  constructor(
+    readonly kind: Kind,
+    /** Octets, or {@link VARIABLE_LENGTH} (IPFIX). */
+    readonly length: number,
+    /** Attribute key for `extra` (empty when the field fills a Flow field). */
+    readonly key: string,
+  ) {}
+}
+
+/** A compiled template. */
+export interface Plan {
+  spec: TemplateSpec;
+  /** Canonical text of the spec; equal signatures need no recompilation. */
+  signature: string;
+  fields: PlanField[];
+  /** Smallest possible record: fixed lengths + 1 octet per variable-length field. Always ≥ 1. */
+  minLength: number;
+  /** True when some field has variable length. */
+  variable: boolean;
+  /** True when some field fills {@link RecordScratch.times}. */
+  hasTimes: boolean;
+  /** True when records carry a sampler/selector id (48/302) to match options data against. */
+  hasSamplerId: boolean;
+}
+
+/** Per-record scratch values that are not Flow fields; reset by the caller when the plan needs it. */
+export class RecordScratch {
+  /** Times in ms (NaN = absent); the delta slots hold raw microseconds. */
+  readonly times = new Float64Array(9);
+  samplerId = -1;
+  // Options-record values (NaN / -1 = absent).
+  optSamplerId = -1;
+  optInterval = NaN;
+  optAlgorithm = NaN;
+  optMode = NaN;
+  optRandomInterval = NaN;
+  optPacketInterval = NaN;
+  optPacketSpace = NaN;
+  optSize = NaN;
+  optPopulation = NaN;
+  optProbability = NaN;
+  optSysInit = NaN;
+
+  resetTimes(): void {
+    this.times.fill(NaN);
+  }
+
+  resetOptions(): void {
+    this.optSamplerId = -1;
+    this.optInterval =
+      this.optAlgorithm =
+      this.optMode =
+      this.optRandomInterval =
+        NaN;
+    this.optPacketInterval =
+      this.optPacketSpace =
+      this.optSize =
+      this.optPopulation =
+        NaN;
+    this.optProbability = this.optSysInit = NaN;
+  }
+}
+
+export interface CompileOptions {
+  /** Emit unknown elements as `netflow.field.*` hex. */
+  unknownFields: boolean;
+}
+
+const isInt = (len: number) => len >= 1 && len <= 8;
+
+/** Signature of a spec, used to skip recompiling a template that is re-sent unchanged. */
+export function specSignature(spec: TemplateSpec): string {
+  let s = spec.version + (spec.options ? "o" : "t") + spec.scopeCount + ":";
+  for (let i = 0; i < spec.ids.length; i++) {
+    s += spec.ids[i] + "/" + spec.lengths[i] + "/" + spec.pens[i] + ",";
+  }
+  return s;
+}
+
+/** Compiles a template into a plan, or returns an error message (bad template). */
+export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan | string {
+  const n = spec.ids.length;
+  if (n === 0) return `template ${spec.templateId} has no fields`;
+  const ipfix = spec.version === 10;
+  const present = new Set<number>();
+  for (let i = 0; i < n; i++) if (spec.pens[i] === 0) present.add(spec.ids[i]);
+  const fields: PlanField[] = [];
+  let minLength = 0, variable = false, hasTimes = false, hasSamplerId = false;
+  for (let i = 0; i < n; i++) {
+    const id = spec.ids[i], len = spec.lengths[i], pen = spec.pens[i];
+    const isVariable = ipfix && len === VARIABLE_LENGTH;
+    if (isVariable) {
+      variable = true;
+      minLength += 1;
+    } else {
+      minLength += len;
+    }
+    const effectiveLen = isVariable ? VARIABLE_LENGTH : len;
+    let field: PlanField;
+    if (spec.options) {
+      // v9 scope fields are scope *types* (system, interface, …), not information elements.
+      const scopeV9 = !ipfix && i < spec.scopeCount;
+      field = new PlanField(
+        scopeV9 || pen !== 0 ? Kind.Skip : optionKind(id, effectiveLen),
+        effectiveLen,
+        "",
+      );
+    } else {
+      field = dataField(id, effectiveLen, pen, present, options);
+    }
+    if (field.kind >= Kind.StartSec && field.kind <= Kind.DurUs) hasTimes = true;
+    if (field.kind === Kind.SamplerId) hasSamplerId = true;
+    fields.push(field);
+  }
+  if (minLength === 0) return `template ${spec.templateId} describes zero-length records`;
+  return { spec, signature: specSignature(spec), fields, minLength, variable, hasTimes, hasSamplerId };
+}
+
+function optionKind(id: number, len: number): Kind {
+  const int = isInt(len) || len === VARIABLE_LENGTH;
+  switch (id) {
+    case 48:
+    case 302:
+      return int ? Kind.OptSamplerId : Kind.Skip;
+    case 34:
+      return int ? Kind.OptInterval : Kind.Skip;
+    case 35:
+    case 304:
+      return int ? Kind.OptAlgorithm : Kind.Skip;
+    case 49:
+      return int ? Kind.OptMode : Kind.Skip;
+    case 50:
+      return int ? Kind.OptRandomInterval : Kind.Skip;
+    case 305:
+      return int ? Kind.OptPacketInterval : Kind.Skip;
+    case 306:
+      return int ? Kind.OptPacketSpace : Kind.Skip;
+    case 309:
+      return int ? Kind.OptSize : Kind.Skip;
+    case 310:
+      return int ? Kind.OptPopulation : Kind.Skip;
+    case 311:
+      return len === 4 || len === 8 || len === VARIABLE_LENGTH ? Kind.OptProbability : Kind.Skip;
+    case 160:
+      return int ? Kind.OptSysInit : Kind.Skip;
+    default:
+      return Kind.Skip;
+  }
+}
+
+/** Counter precedence: the first of these present in the template fills Flow.bytes / Flow.packets. */
+const BYTE_COUNTERS = [1, 85, 23, 171];
+const PACKET_COUNTERS = [2, 86, 24, 172];
+
+function firstPresent(ids: number[], present: Set<number>): number {
+  for (const id of ids) if (present.has(id)) return id;
+  return -1;
+}
+
+function dataField(
+  id: number,
+  len: number,
+  pen: number,
+  present: Set<number>,
+  options: CompileOptions,
+): PlanField {
+  if (pen !== 0) {
+    const info = pen === REVERSE_PEN ? elementInfo(id) : undefined;
+    if (info) return new PlanField(extraKind(info.type, len), len, "netflow.reverse." + info.snake);
+    return new PlanField(options.unknownFields ? Kind.XHex : Kind.Skip, len, `netflow.field.${pen}.${id}`);
+  }
+  const info = elementInfo(id);
+  if (!info) {
+    return new PlanField(options.unknownFields ? Kind.XHex : Kind.Skip, len, `netflow.field.${id}`);
+  }
+  const int = isInt(len); // variable-length fields never fill Flow fields
+  let role = Kind.Skip;
+  switch (id) {
+    case 1:
+    case 85:
+    case 23:
+    case 171:
+      if (int && firstPresent(BYTE_COUNTERS, present) === id) role = Kind.Bytes;
+      break;
+    case 2:
+    case 86:
+    case 24:
+    case 172:
+      if (int && firstPresent(PACKET_COUNTERS, present) === id) role = Kind.Packets;
+      break;
+    case 4:
+      if (int) role = Kind.Protocol;
+      break;
+    case 5:
+      if (int) role = Kind.Tos;
+      break;
+    case 6:
+      if (int) role = Kind.TcpFlags;
+      break;
+    case 7:
+      if (int) role = Kind.SrcPort;
+      break;
+    case 11:
+      if (int) role = Kind.DstPort;
+      break;
+    case 8:
+      if (len === 4) role = Kind.SrcV4;
+      break;
+    case 12:
+      if (len === 4) role = Kind.DstV4;
+      break;
+    case 27:
+      if (len === 16) role = Kind.SrcV6;
+      break;
+    case 28:
+      if (len === 16) role = Kind.DstV6;
+      break;
+    case 9:
+    case 29:
+      if (int) role = Kind.SrcMask;
+      break;
+    case 13:
+    case 30:
+      if (int) role = Kind.DstMask;
+      break;
+    case 10:
+      if (int) role = Kind.InIf;
+      break;
+    case 14:
+      if (int) role = Kind.OutIf;
+      break;
+    case 15:
+      if (len === 4) role = Kind.NextHopV4;
+      break;
+    case 62:
+      if (len === 16) role = Kind.NextHopV6;
+      break;
+    case 16:
+      if (int) role = Kind.SrcAs;
+      break;
+    case 17:
+      if (int) role = Kind.DstAs;
+      break;
+    case 61:
+      if (int) role = Kind.Direction;
+      break;
+    case 60:
+      if (int) role = Kind.IpVersion;
+      break;
+    case 22:
+      if (int) role = Kind.First;
+      break;
+    case 21:
+      if (int) role = Kind.Last;
+      break;
+    case 160:
+      if (int) role = Kind.SysInit;
+      break;
+    case 48:
+    case 302:
+      if (int) role = Kind.SamplerId; // also written to extra, below
+      break;
+    case 34:
+      if (int) role = Kind.SamplingInterval;
+      break;
+    case 150:
+      if (int) role = Kind.StartSec;
+      break;
+    case 151:
+      if (int) role = Kind.EndSec;
+      break;
+    case 152:
+      if (int) role = Kind.StartMs;
+      break;
+    case 153:
+      if (int) role = Kind.EndMs;
+      break;
+    case 154:
+    case 156:
+      if (len === 8) role = Kind.StartNtp;
+      break;
+    case 155:
+    case 157:
+      if (len === 8) role = Kind.EndNtp;
+      break;
+    case 158:
+      if (int) role = Kind.StartDelta;
+      break;
+    case 159:
+      if (int) role = Kind.EndDelta;
+      break;
+    case 161:
+      if (int) role = Kind.DurMs;
+      break;
+    case 162:
+      if (int) role = Kind.DurUs;
+      break;
+    case 210: // paddingOctets: never an attribute
+      return new PlanField(Kind.Skip, len, "");
+  }
+  if (role === Kind.SamplerId) return new PlanField(role, len, info.key);
+  if (role !== Kind.Skip) return new PlanField(role, len, "");
+  return new PlanField(extraKind(info.type, len), len, info.key);
+}
+
+function extraKind(type: ElementType, len: number): Kind {
+  switch (type) {
+    case ElementType.Unsigned:
+      return isInt(len) || len === VARIABLE_LENGTH ? Kind.XUint : Kind.XHex;
+    case ElementType.Signed:
+      return isInt(len) || len === VARIABLE_LENGTH ? Kind.XInt : Kind.XHex;
+    case ElementType.Float:
+      return Kind.XFloat;
+    case ElementType.Boolean:
+      return Kind.XBool;
+    case ElementType.Mac:
+      return Kind.XMac;
+    case ElementType.String:
+      return Kind.XString;
+    case ElementType.Ipv4:
+      return Kind.XV4;
+    case ElementType.Ipv6:
+      return Kind.XV6;
+    case ElementType.DateSeconds:
+      return Kind.XDateS;
+    case ElementType.DateMillis:
+      return Kind.XDateMs;
+    case ElementType.DateNtp:
+      return Kind.XDateNtp;
+    default:
+      return Kind.XHex;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Value readers. Integers are big-endian; 64-bit values are exact up to 2^53 (enough for counters in
+// practice: 2^53 octets is 9 PB in one record). Reduced-size encodings (RFC 7011 §6.2) of any length
+// 1–8 work.
+
+/** Unsigned big-endian integer of 1–8 octets. */
+export function uintAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
+  switch (len) {
+    case 1:
+      return bytes[off];
+    case 2:
+      return (bytes[off] << 8) | bytes[off + 1];
+    case 4:
+      return view.getUint32(off);
+    case 8:
+      return view.getUint32(off) * 4294967296 + view.getUint32(off + 4);
+    default: {
+      let x = 0;
+      for (let i = 0; i < len; i++) x = x * 256 + bytes[off + i];
+      return x;
+    }
+  }
+}
+
+function intAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
+  const u = uintAt(bytes, view, off, len);
+  if (len === 8) return view.getInt32(off) * 4294967296 + view.getUint32(off + 4);
+  return bytes[off] & 0x80 ? u - 2 ** (8 * len) : u;
+}
+
+/** NTP timestamp (RFC 7011 §6.1.9/10) to Unix epoch ms; NaN for zero (absent). */
+function ntpAt(view: DataView, off: number): number {
+  const secs = view.getUint32(off);
+  const frac = view.getUint32(off + 4);
+  if (secs === 0 && frac === 0) return NaN;
+  // Era 0 (1900–2036) has the top bit set for any date after 1968; era 1 starts 2036-02-07.
+  const unix = secs >= 0x80000000 ? secs - 2208988800 : secs + 2085978496;
+  return unix * 1000 + frac / 4294967.296;
+}
+
+const utf8 = new TextDecoder("utf-8");
+
+function stringAt(bytes: Uint8Array, off: number, len: number): string {
+  let end = off + len;
+  while (end > off && bytes[end - 1] === 0) end--; // v9 exporters pad names with NULs
+  let ascii = true;
+  for (let i = off; i < end; i++) {
+    if (bytes[i] >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (!ascii || end - off > 64) return utf8.decode(bytes.subarray(off, end));
+  let s = "";
+  for (let i = off; i < end; i++) s += String.fromCharCode(bytes[i]);
+  return s;
+}
+
+function setExtra(flow: Flow, key: string, value: string | number | boolean): void {
+  const extra = flow.extra;
+  if (extra === undefined) flow.extra = { [key]: value };
+  else extra[key] = value;
+}
+
+/**
+ * Decodes one data record at `off` into `flow` (and `rec` for times and sampler id). Returns the offset
+ * after the record, or −1 when a field would run past `end` (the caller reports it; nothing loops).
+ */
+export function decodeDataRecord(
+  plan: Plan,
+  bytes: Uint8Array,
+  view: DataView,
+  off: number,
+  end: number,
+  flow: Flow,
+  rec: RecordScratch,
+): number {
+  const fields = plan.fields;
+  const times = rec.times;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    let len = f.length;
+    if (len === VARIABLE_LENGTH) {
+      if (off >= end) return -1;
+      len = bytes[off++];
+      if (len === 255) {
+        if (off + 2 > end) return -1;
+        len = (bytes[off] << 8) | bytes[off + 1];
+        off += 2;
+      }
+    }
+    if (off + len > end) return -1;
+    switch (f.kind) {
+      case Kind.Skip:
+        break;
+      case Kind.Bytes:
+        flow.bytes = uintAt(bytes, view, off, len);
+        break;
+      case Kind.Packets:
+        flow.packets = uintAt(bytes, view, off, len);
+        break;
+      case Kind.Protocol:
+        flow.protocol = uintAt(bytes, view, off, len);
+        break;
+      case Kind.Tos:
+        flow.tos = uintAt(bytes, view, off, len);
+        break;
+      case Kind.TcpFlags:
+        flow.tcpFlags = uintAt(bytes, view, off, len);
+        break;
+      case Kind.SrcPort:
+        flow.srcPort = uintAt(bytes, view, off, len);
+        break;
+      case Kind.DstPort:
+        flow.dstPort = uintAt(bytes, view, off, len);
+        break;
+      // An all-zero address never overrides one already set (templates carrying both v4 and v6 fields).
+      case Kind.SrcV4:
+        if (flow.srcAddr === undefined || view.getUint32(off) !== 0) {
+          flow.srcAddr = ipv4At(bytes, off);
+          flow.ipVersion = 4;
+        }
+        break;
+      case Kind.DstV4:
+        if (flow.dstAddr === undefined || view.getUint32(off) !== 0) flow.dstAddr = ipv4At(bytes, off);
+        break;
+      case Kind.SrcV6:
+        if (flow.srcAddr === undefined || !zero16(view, off)) {
+          flow.srcAddr = ipv6At(bytes, off);
+          flow.ipVersion = 6;
+        }
+        break;
+      case Kind.DstV6:
+        if (flow.dstAddr === undefined || !zero16(view, off)) flow.dstAddr = ipv6At(bytes, off);
+        break;
+      case Kind.SrcMask:
+        flow.srcMask = uintAt(bytes, view, off, len);
+        break;
+      case Kind.DstMask:
+        flow.dstMask = uintAt(bytes, view, off, len);
+        break;
+      case Kind.InIf:
+        flow.inputIf = uintAt(bytes, view, off, len);
+        break;
+      case Kind.OutIf:
+        flow.outputIf = uintAt(bytes, view, off, len);
+        break;
+      case Kind.NextHopV4:
+        if (flow.nextHop === undefined || view.getUint32(off) !== 0) flow.nextHop = ipv4At(bytes, off);
+        break;
+      case Kind.NextHopV6:
+        if (flow.nextHop === undefined || !zero16(view, off)) flow.nextHop = ipv6At(bytes, off);
+        break;
+      case Kind.SrcAs:
+        flow.srcAs = uintAt(bytes, view, off, len);
+        break;
+      case Kind.DstAs:
+        flow.dstAs = uintAt(bytes, view, off, len);
+        break;
+      case Kind.Direction:
+        flow.direction = uintAt(bytes, view, off, len);
+        break;
+      case Kind.IpVersion: {
+        const v = uintAt(bytes, view, off, len);
+        if (v === 4 || v === 6) flow.ipVersion = v;
+        break;
+      }
+      case Kind.First:
+        flow.firstSwitched = uintAt(bytes, view, off, len);
+        break;
+      case Kind.Last:
+        flow.lastSwitched = uintAt(bytes, view, off, len);
+        break;
+      case Kind.SysInit: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) flow.systemInitMs = v;
+        break;
+      }
+      case Kind.SamplerId:
+        rec.samplerId = uintAt(bytes, view, off, len);
+        setExtra(flow, f.key, rec.samplerId);
+        break;
+      case Kind.SamplingInterval: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) flow.samplingInterval = v;
+        break;
+      }
+      case Kind.StartSec: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) times[T_START_S] = v * 1000;
+        break;
+      }
+      case Kind.EndSec: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) times[T_END_S] = v * 1000;
+        break;
+      }
+      case Kind.StartMs: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) times[T_START_MS] = v;
+        break;
+      }
+      case Kind.EndMs: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) times[T_END_MS] = v;
+        break;
+      }
+      case Kind.StartNtp:
+        times[T_START_NTP] = ntpAt(view, off);
+        break;
+      case Kind.EndNtp:
+        times[T_END_NTP] = ntpAt(view, off);
+        break;
+      case Kind.StartDelta:
+        times[T_START_DELTA] = uintAt(bytes, view, off, len);
+        break;
+      case Kind.EndDelta:
+        times[T_END_DELTA] = uintAt(bytes, view, off, len);
+        break;
+      case Kind.DurMs:
+        times[T_DURATION] = uintAt(bytes, view, off, len);
+        break;
+      case Kind.DurUs:
+        times[T_DURATION] = uintAt(bytes, view, off, len) / 1000;
+        break;
+      case Kind.XUint:
+        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        break;
+      case Kind.XInt:
+        setExtra(flow, f.key, isInt(len) ? intAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        break;
+      case Kind.XFloat:
+        setExtra(
+          flow,
+          f.key,
+          len === 4 ? view.getFloat32(off) : len === 8 ? view.getFloat64(off) : hexAt(bytes, off, len),
+        );
+        break;
+      case Kind.XBool:
+        // RFC 7011 §6.1.5: 1 = true, 2 = false.
+        if (len === 1 && (bytes[off] === 1 || bytes[off] === 2)) setExtra(flow, f.key, bytes[off] === 1);
+        else setExtra(flow, f.key, hexAt(bytes, off, len));
+        break;
+      case Kind.XMac:
+        setExtra(flow, f.key, len === 6 ? macAt(bytes, off) : hexAt(bytes, off, len));
+        break;
+      case Kind.XString:
+        setExtra(flow, f.key, stringAt(bytes, off, len));
+        break;
+      case Kind.XV4:
+        setExtra(flow, f.key, len === 4 ? ipv4At(bytes, off) : hexAt(bytes, off, len));
+        break;
+      case Kind.XV6:
+        setExtra(flow, f.key, len === 16 ? ipv6At(bytes, off) : hexAt(bytes, off, len));
+        break;
+      case Kind.XDateS:
+        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) * 1000 : hexAt(bytes, off, len));
+        break;
+      case Kind.XDateMs:
+        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        break;
+      case Kind.XDateNtp:
+        if (len === 8) {
+          const t = ntpAt(view, off);
+          if (t === t) setExtra(flow, f.key, t);
+        } else setExtra(flow, f.key, hexAt(bytes, off, len));
+        break;
+      default: // XHex and anything unforeseen
+        setExtra(flow, f.key, hexAt(bytes, off, len));
+    }
+    off += len;
+  }
+  return off;
+}
+
+function zero16(view: DataView, off: number): boolean {
+  return (view.getUint32(off) | view.getUint32(off + 4) | view.getUint32(off + 8) |
+    view.getUint32(off + 12)) === 0;
+}
+
+/** Decodes one options data record into `rec`'s `opt*` values. Same contract as {@link decodeDataRecord}. */
+export function decodeOptionsRecord(
+  plan: Plan,
+  bytes: Uint8Array,
+  view: DataView,
+  off: number,
+  end: number,
+  rec: RecordScratch,
+): number {
+  const fields = plan.fields;
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i];
+    let len = f.length;
+    if (len === VARIABLE_LENGTH) {
+      if (off >= end) return -1;
+      len = bytes[off++];
+      if (len === 255) {
+        if (off + 2 > end) return -1;
+        len = (bytes[off] << 8) | bytes[off + 1];
+        off += 2;
+      }
+    }
+    if (off + len > end) return -1;
+    const kind = f.kind;
+    if (kind !== Kind.Skip) {
+      if (kind === Kind.OptProbability) {
+        if (len === 4) rec.optProbability = view.getFloat32(off);
+        else if (len === 8) rec.optProbability = view.getFloat64(off);
+      } else if (isInt(len)) {
+        const v = uintAt(bytes, view, off, len);
+        switch (kind) {
+          case Kind.OptSamplerId:
+            rec.optSamplerId = v;
+            break;
+          case Kind.OptInterval:
+            rec.optInterval = v;
+            break;
+          case Kind.OptAlgorithm:
+            rec.optAlgorithm = v;
+            break;
+          case Kind.OptMode:
+            rec.optMode = v;
+            break;
+          case Kind.OptRandomInterval:
+            rec.optRandomInterval = v;
+            break;
+          case Kind.OptPacketInterval:
+            rec.optPacketInterval = v;
+            break;
+          case Kind.OptPacketSpace:
+            rec.optPacketSpace = v;
+            break;
+          case Kind.OptSize:
+            rec.optSize = v;
+            break;
+          case Kind.OptPopulation:
+            rec.optPopulation = v;
+            break;
+          case Kind.OptSysInit:
+            rec.optSysInit = v;
+            break;
+        }
+      }
+    }
+    off += len;
+  }
+  return off;
+}
+
+/**
+ * The 1-in-N interval an options record announces, or 0 when it announces none. Precedence: Cisco's
+ * samplerRandomInterval (50), samplingInterval (34), systematic count-based interval/space (305/306,
+ * N = (interval + space) / interval), random n-out-of-N (309/310, N = population / size), probability
+ * (311, N = 1 / p). Non-integral results are rounded.
+ */
+export function announcedInterval(rec: RecordScratch): number {
+  let n = 0;
+  if (rec.optRandomInterval > 0) n = rec.optRandomInterval;
+  else if (rec.optInterval > 0) n = rec.optInterval;
+  else if (rec.optPacketInterval > 0 && rec.optPacketSpace >= 0) {
+    n = (rec.optPacketInterval + rec.optPacketSpace) / rec.optPacketInterval;
+  } else if (rec.optSize > 0 && rec.optPopulation > 0) n = rec.optPopulation / rec.optSize;
+  else if (rec.optProbability > 0 && rec.optProbability <= 1) n = 1 / rec.optProbability;
+  if (!(n >= 1) || !Number.isFinite(n)) return 0;
+  return Math.round(n);
+}
