@@ -13,7 +13,7 @@
  */
 
 /** Abstract data types (RFC 7012 §3.1), reduced to what decoding needs. */
-export const enum ElementType {
+export enum ElementType {
   Unsigned,
   Signed,
   Float,

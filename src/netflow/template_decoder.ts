@@ -344,8 +344,9 @@ export class TemplateDecoder {
 
     // Sequence: v9 counts packets, IPFIX data records (unknown when some sets could not be decoded).
     const seq = packet.sequence;
+    const countKnown = awaiting === 0 && packet.error === undefined;
     const result = ipfix
-      ? observeSequence(domain, seq, awaiting > 0 ? -1 : records, RECORD_LIMITS)
+      ? observeSequence(domain, seq, countKnown ? records : -1, RECORD_LIMITS)
       : observeSequence(domain, seq, 1, PACKET_LIMITS);
     this.#sequenceResult(packet, result);
 

@@ -13,7 +13,7 @@ import type { Flow } from "./types.ts";
 export const VARIABLE_LENGTH = 65535;
 
 /** Field handler codes. `Opt*` are used in options-template plans only. */
-export const enum Kind {
+export enum Kind {
   Skip,
   Bytes,
   Packets,
