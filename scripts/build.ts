@@ -1,11 +1,19 @@
 /**
  * Builds single-file binaries into dist/ and writes dist/SHA256SUMS.
  *
- *   deno task build            deno compile for every Deno target (needs internet: deno fetches denort)
- *   deno task build:bun        bun build --compile for every Bun target (works offline)
- *   … -- linux-x64 linux-arm64  only the named targets
+ *   deno task build                          deno compile for every Deno target (needs internet: deno
+ *                                            downloads the denort runtime it embeds from dl.deno.land)
+ *   deno task build:bun                      bun build --compile for every Bun target (needs only the npm
+ *                                            registry: Bun fetches cross-compile bases from it, once)
+ *   deno task build:bun -- linux-x64 linux-arm64   only the named targets
  *
- * The version is baked in from src/config.ts (PRODUCT_VERSION), so `--version` of a binary is exact.
+ * Binaries are named `netflow2traces-<runtime>-<os>-<arch>[.exe]` (the names install.sh downloads).
+ * Environment: `BUN` = the bun executable (default: `bun` on PATH, else `npx -y bun@BUN_VERSION`);
+ * `NETFLOW2TRACES_DIST` = output directory (default `dist`).
+ *
+ * The version is whatever the sources report (`--version`); bundling and compiling inline it, so it is exact.
+ * There are no Workers; if one is added, it must be listed as an extra entrypoint here (a compiled Bun
+ * binary cannot load a Worker that was not bundled, and hangs).
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -13,14 +21,17 @@ import { join } from "node:path";
 import process from "node:process";
 import { spawnSync } from "node:child_process";
 
-const DENO_TARGETS: Record<string, string> = {
+/** The Bun release the binaries embed when bun is not on PATH (the project's mirror runtime). */
+export const BUN_VERSION = "1.4.5";
+
+export const DENO_TARGETS: Record<string, string> = {
   "linux-x64": "x86_64-unknown-linux-gnu",
   "linux-arm64": "aarch64-unknown-linux-gnu",
   "darwin-x64": "x86_64-apple-darwin",
   "darwin-arm64": "aarch64-apple-darwin",
   "windows-x64": "x86_64-pc-windows-msvc",
 };
-const BUN_TARGETS: Record<string, string> = {
+export const BUN_TARGETS: Record<string, string> = {
   "linux-x64": "bun-linux-x64",
   "linux-arm64": "bun-linux-arm64",
   "linux-x64-musl": "bun-linux-x64-musl",
@@ -29,53 +40,96 @@ const BUN_TARGETS: Record<string, string> = {
   "darwin-arm64": "bun-darwin-arm64",
   "windows-x64": "bun-windows-x64",
 };
-/** The permissions the collector needs, baked into the Deno binaries. */
+/** The permissions the collector needs, baked into the Deno binaries (same as `deno task start`). */
 const DENO_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
 
-const DIST = "dist";
-const [flavour, ...only] = process.argv.slice(2);
-const targets = flavour === "bun" ? BUN_TARGETS : DENO_TARGETS;
-const selected = only.length ? only : Object.keys(targets);
-mkdirSync(DIST, { recursive: true });
+/** The command that runs bun: `$BUN`, else `bun` on PATH, else bun from the npm registry through npx. */
+export function bunCommand(): string[] {
+  const fromEnv = process.env.BUN;
+  if (fromEnv) return [fromEnv];
+  const probe = spawnSync("bun", ["--version"], { stdio: "ignore" });
+  if (probe.status === 0) return ["bun"];
+  return ["npx", "-y", `bun@${BUN_VERSION}`];
+}
 
-let failed = 0;
-for (const name of selected) {
-  const target = targets[name];
-  if (!target) {
-    console.error(`unknown target ${name}; known: ${Object.keys(targets).join(", ")}`);
-    process.exit(2);
-  }
-  const exe = name.startsWith("windows") ? ".exe" : "";
-  const out = join(DIST, `netflow2traces-${flavour === "bun" ? "bun" : "deno"}-${name}${exe}`);
-  const args = flavour === "bun"
-    ? [
+/** The output file of one target. */
+export function binaryName(runtime: "bun" | "deno", target: string): string {
+  return `netflow2traces-${runtime}-${target}${target.startsWith("windows") ? ".exe" : ""}`;
+}
+
+/** The full command line that builds `target` into `out`. */
+export function buildCommand(runtime: "bun" | "deno", target: string, out: string): string[] {
+  if (runtime === "bun") {
+    return [
+      ...bunCommand(),
       "build",
       "--compile",
-      // grpc-js is loaded through createRequire in the ESM build; the CJS build bundles it.
+      // otlp-grpc-exporter-base loads grpc-js through createRequire in its ESM build, which the bundler
+      // cannot see ("Cannot find module '@grpc/grpc-js'" at run time); the CJS builds bundle it.
       "--conditions",
       "require",
-      // A compiled binary must not pick up bunfig.toml or .env by itself: our own loader applies SPEC precedence.
+      // A binary must not pick up bunfig.toml or .env by itself: our own loader applies SPEC precedence.
       "--no-compile-autoload-dotenv",
       "--no-compile-autoload-bunfig",
-      `--target=${target}`,
+      `--target=${BUN_TARGETS[target]}`,
       "main.ts",
       "--outfile",
       out,
-    ]
-    : ["compile", ...DENO_PERMISSIONS, "--unstable-net", "--target", target, "--output", out, "main.ts"];
-  const tool = flavour === "bun" ? (process.env.BUN ?? "bun") : process.execPath;
-  console.log(`$ ${tool} ${args.join(" ")}`);
-  const r = spawnSync(tool, args, { stdio: "inherit" });
-  if (r.status !== 0) {
-    console.error(`build failed for ${name}`);
-    failed++;
+    ];
   }
+  return [
+    process.execPath,
+    "compile",
+    ...DENO_PERMISSIONS,
+    "--unstable-net",
+    "--target",
+    DENO_TARGETS[target],
+    "--output",
+    out,
+    "main.ts",
+  ];
 }
 
-const sums = readdirSync(DIST)
-  .filter((f) => f.startsWith("netflow2traces-"))
-  .sort()
-  .map((f) => `${createHash("sha256").update(readFileSync(join(DIST, f))).digest("hex")}  ${f}`);
-writeFileSync(join(DIST, "SHA256SUMS"), sums.join("\n") + "\n");
-console.log(`wrote ${join(DIST, "SHA256SUMS")} (${sums.length} files)`);
-process.exit(failed ? 1 : 0);
+/** Writes `dir/SHA256SUMS` (sha256sum format) over every `netflow2traces-*` file in `dir`. */
+export function writeChecksums(dir: string): number {
+  const sums = readdirSync(dir)
+    .filter((f) => f.startsWith("netflow2traces-"))
+    .sort()
+    .map((f) => `${createHash("sha256").update(readFileSync(join(dir, f))).digest("hex")}  ${f}`);
+  writeFileSync(join(dir, "SHA256SUMS"), sums.join("\n") + "\n");
+  return sums.length;
+}
+
+function main(argv: string[]): number {
+  const [runtime, ...rest] = argv;
+  if (runtime !== "bun" && runtime !== "deno") {
+    console.error("usage: build.ts bun|deno [target…]");
+    return 2;
+  }
+  const targets = runtime === "bun" ? BUN_TARGETS : DENO_TARGETS;
+  const only = rest.filter((a) => a !== "--");
+  const selected = only.length ? only : Object.keys(targets);
+  for (const name of selected) {
+    if (!targets[name]) {
+      console.error(`unknown ${runtime} target ${name}; known: ${Object.keys(targets).join(", ")}`);
+      return 2;
+    }
+  }
+  const dist = process.env.NETFLOW2TRACES_DIST ?? "dist";
+  mkdirSync(dist, { recursive: true });
+  let failed = 0;
+  for (const name of selected) {
+    const [tool, ...args] = buildCommand(runtime, name, join(dist, binaryName(runtime, name)));
+    console.log(`$ ${tool} ${args.join(" ")}`);
+    const r = spawnSync(tool, args, { stdio: "inherit" });
+    if (r.status !== 0) {
+      console.error(`build failed for ${name}${r.error ? `: ${r.error.message}` : ""}`);
+      failed++;
+    }
+  }
+  const n = writeChecksums(dist);
+  console.log(`wrote ${join(dist, "SHA256SUMS")} (${n} files)`);
+  return failed ? 1 : 0;
+}
+
+if (import.meta.main) process.exit(main(process.argv.slice(2)));
