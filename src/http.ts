@@ -1,0 +1,79 @@
+/**
+ * The optional HTTP endpoint (`NETFLOW_HTTP_LISTEN`): `/healthz` for probes and `/metrics` in the Prometheus
+ * text format. node:http, so it is the same code on Deno and Bun.
+ *
+ * ```ts
+ * const server = await startHttpServer("127.0.0.1", 9464, { metrics: () => "up 1\n", healthy: () => true });
+ * // GET http://127.0.0.1:9464/healthz → 200 "ok"
+ * await server.close();
+ * ```
+ */
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { BindError } from "./udp/source.ts";
+
+export interface HttpHandlers {
+  /** The body of `/metrics` (Prometheus text exposition format 0.0.4). */
+  metrics: () => string;
+  /** `/healthz` answers 200 "ok" when true, else 503 "unhealthy". */
+  healthy: () => boolean;
+}
+
+export interface HttpServer {
+  /** The bound port (resolved when 0 was asked for). */
+  port: number;
+  close(): Promise<void>;
+}
+
+const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
+
+/**
+ * Listens on `host:port`. Rejects with a {@link BindError} (one line for the user) when the port is in use or
+ * not allowed.
+ */
+export function startHttpServer(host: string, port: number, handlers: HttpHandlers): Promise<HttpServer> {
+  const server = http.createServer((req, res) => {
+    const path = (req.url ?? "/").split("?")[0];
+    const reply = (status: number, body: string, type = "text/plain; charset=utf-8") => {
+      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
+      res.end(req.method === "HEAD" ? undefined : body);
+    };
+    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
+    try {
+      if (path === "/healthz") return handlers.healthy() ? reply(200, "ok\n") : reply(503, "unhealthy\n");
+      if (path === "/metrics") return reply(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
+      return reply(404, "not found: try /metrics or /healthz\n");
+    } catch (err) {
+      return reply(500, `error: ${(err as Error).message}\n`);
+    }
+  });
+  return new Promise((resolve, reject) => {
+    server.once("error", (err: NodeJS.ErrnoException) => {
+      const why = err.code === "EADDRINUSE"
+        ? "address already in use"
+        : err.code === "EACCES"
+        ? "permission denied"
+        : err.code === "EADDRNOTAVAIL"
+        ? "address not available on this host"
+        : err.message;
+      reject(new BindError(`cannot listen on http ${formatHostPort(host, port)}: ${why}`));
+    });
+    server.listen(port, host, () => {
+      let closing: Promise<void> | undefined;
+      resolve({
+        port: (server.address() as AddressInfo).port,
+        close() {
+          closing ??= new Promise<void>((done) => {
+            server.close(() => done());
+            server.closeAllConnections();
+          });
+          return closing;
+        },
+      });
+    });
+  });
+}
+
+function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
