@@ -75,7 +75,7 @@ export type CliResult =
 /** Subcommands of the binary; the word must come first, and its arguments are passed on untouched. */
 export const SUBCOMMANDS: Record<string, string> = {
   send: "send test NetFlow v1/v5/v9/IPFIX packets",
-  healthcheck: "check a running collector's /healthz (exit 0 when healthy)",
+  healthcheck: "query a running collector's /healthz (exit 0 when healthy)",
 };
 
 /** Defaults, tuned for flow volume where the OpenTelemetry defaults would drop spans. */
@@ -104,169 +104,50 @@ export interface EnvVar {
 
 const SIGNAL = "OTEL_EXPORTER_OTLP_TRACES_";
 
+function v(name: string, dflt: string, description: string, flag?: string): EnvVar {
+  return flag ? { name, default: dflt, description, flag } : { name, default: dflt, description };
+}
+
 /** Every variable read, with its default: the source of `--help` and of the README's table. */
+// deno-fmt-ignore
 export const ENV_VARS: readonly EnvVar[] = [
-  {
-    name: "NETFLOW_LISTEN_HOST",
-    default: DEFAULTS.listenHost,
-    flag: "--listen-host",
-    description: "UDP listen address: IPv4, IPv6 (e.g. ::) or hostname",
-  },
-  {
-    name: "NETFLOW_LISTEN_PORT",
-    default: String(DEFAULTS.listenPort),
-    flag: "--listen-port",
-    description: "UDP listen port, 1-65535",
-  },
-  {
-    name: "OTEL_TRACES_EXPORTER",
-    default: "otlp",
-    description: "otlp, console (one line per span on stdout) or none",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_ENDPOINT",
-    default: `${DEFAULTS.grpcEndpoint} (grpc), ${DEFAULTS.httpEndpoint} (http)`,
-    flag: "--endpoint",
-    description: "base URL; /v1/traces appended for http/protobuf",
-  },
-  { name: "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", default: "", description: "full traces URL, used as is" },
-  {
-    name: "OTEL_EXPORTER_OTLP_PROTOCOL",
-    default: "grpc",
-    flag: "--protocol",
-    description: "grpc or http/protobuf (http accepted)",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_PROTOCOL",
-  },
-  { name: "OTEL_EXPORTER_OTLP_HEADERS", default: "", description: "k=v,k2=v2, values percent-decoded" },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    default: "",
-    description: "merged over OTEL_EXPORTER_OTLP_HEADERS",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TIMEOUT",
-    default: String(DEFAULTS.timeoutMs),
-    description: "export request timeout, ms",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_TIMEOUT",
-  },
-  { name: "OTEL_EXPORTER_OTLP_COMPRESSION", default: "none", description: "gzip or none" },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_COMPRESSION",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_CERTIFICATE",
-    default: "",
-    description: "PEM file of CA certificates for https",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_CERTIFICATE",
-  },
-  { name: "OTEL_EXPORTER_OTLP_CLIENT_KEY", default: "", description: "PEM client private key (mTLS)" },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_CLIENT_KEY",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-    default: "",
-    description: "PEM client certificate (mTLS)",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_INSECURE",
-    default: "false",
-    description: "true: gRPC without TLS even for https",
-  },
-  {
-    name: "OTEL_EXPORTER_OTLP_TRACES_INSECURE",
-    default: "",
-    description: "overrides OTEL_EXPORTER_OTLP_INSECURE",
-  },
-  { name: "OTEL_SERVICE_NAME", default: DEFAULTS.serviceName, description: "resource service.name" },
-  { name: "OTEL_SERVICE_VERSION", default: PRODUCT_VERSION, description: "resource service.version" },
-  {
-    name: "OTEL_RESOURCE_ATTRIBUTES",
-    default: "",
-    description: "k=v,... added to the resource, values percent-decoded",
-  },
-  {
-    name: "OTEL_BSP_MAX_QUEUE_SIZE",
-    default: String(DEFAULTS.maxQueueSize),
-    description: "spans held for export; beyond it spans are dropped",
-  },
-  {
-    name: "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-    default: String(DEFAULTS.maxExportBatchSize),
-    description: "spans per export request (<= queue size)",
-  },
-  {
-    name: "OTEL_BSP_SCHEDULE_DELAY",
-    default: String(DEFAULTS.scheduleDelayMs),
-    description: "ms between exports of a partial batch",
-  },
-  {
-    name: "OTEL_BSP_EXPORT_TIMEOUT",
-    default: String(DEFAULTS.exportTimeoutMs),
-    description: "ms before an export is abandoned",
-  },
-  {
-    name: "LOG_LEVEL",
-    default: "INFO",
-    flag: "--log-level",
-    description: "DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL; logs go to stderr",
-  },
-  {
-    name: "NETFLOW_TEMPLATE_CACHE_FILE",
-    default: "",
-    description: "file where v9/IPFIX templates persist across restarts",
-  },
-  {
-    name: "NETFLOW_SPAN_TIME",
-    default: "flow",
-    description: "flow (the flow's own times) or receive (flows end at receive time)",
-  },
-  {
-    name: "NETFLOW_UNKNOWN_FIELDS",
-    default: "true",
-    description: "emit unknown elements as netflow.field.* (true/false)",
-  },
-  {
-    name: "NETFLOW_ALLOWED_EXPORTERS",
-    default: "",
-    description: "comma-separated CIDRs allowed to send (unset: all)",
-  },
-  {
-    name: "NETFLOW_SAMPLING_RATE",
-    default: "",
-    description: "N for exporters that announce none, and/or CIDR=N overrides",
-  },
-  {
-    name: "NETFLOW_HTTP_LISTEN",
-    default: "",
-    description: "host:port, [v6]:port or :port for /metrics and /healthz",
-  },
-  {
-    name: "NETFLOW_STATS_INTERVAL",
-    default: String(DEFAULTS.statsIntervalSeconds),
-    description: "seconds between stats lines (0: off)",
-  },
+  v("NETFLOW_LISTEN_HOST", DEFAULTS.listenHost, "UDP listen address: IPv4, IPv6 (e.g. ::) or hostname", "--listen-host"),
+  v("NETFLOW_LISTEN_PORT", String(DEFAULTS.listenPort), "UDP listen port, 1-65535", "--listen-port"),
+  v("OTEL_TRACES_EXPORTER", "otlp", "otlp, console (one line per span on stdout) or none"),
+  v("OTEL_EXPORTER_OTLP_ENDPOINT", `${DEFAULTS.grpcEndpoint} (grpc), ${DEFAULTS.httpEndpoint} (http)`,
+    "base URL; http adds /v1/traces", "--endpoint"),
+  v("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "full traces URL, used as is"),
+  v("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", "grpc or http/protobuf (http accepted)", "--protocol"),
+  v("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "", "overrides OTEL_EXPORTER_OTLP_PROTOCOL"),
+  v("OTEL_EXPORTER_OTLP_HEADERS", "", "k=v,k2=v2, values percent-decoded"),
+  v("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "", "merged over OTEL_EXPORTER_OTLP_HEADERS"),
+  v("OTEL_EXPORTER_OTLP_TIMEOUT", String(DEFAULTS.timeoutMs), "export request timeout, ms"),
+  v("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "", "overrides OTEL_EXPORTER_OTLP_TIMEOUT"),
+  v("OTEL_EXPORTER_OTLP_COMPRESSION", "none", "gzip or none"),
+  v("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "", "overrides OTEL_EXPORTER_OTLP_COMPRESSION"),
+  v("OTEL_EXPORTER_OTLP_CERTIFICATE", "", "PEM file of CA certificates for https"),
+  v("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "", "overrides OTEL_EXPORTER_OTLP_CERTIFICATE"),
+  v("OTEL_EXPORTER_OTLP_CLIENT_KEY", "", "PEM client private key (mTLS)"),
+  v("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "", "overrides OTEL_EXPORTER_OTLP_CLIENT_KEY"),
+  v("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "", "PEM client certificate (mTLS)"),
+  v("OTEL_EXPORTER_OTLP_TRACES_CLIENT_CERTIFICATE", "", "overrides OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE"),
+  v("OTEL_EXPORTER_OTLP_INSECURE", "false", "true: gRPC without TLS even for https"),
+  v("OTEL_EXPORTER_OTLP_TRACES_INSECURE", "", "overrides OTEL_EXPORTER_OTLP_INSECURE"),
+  v("OTEL_SERVICE_NAME", DEFAULTS.serviceName, "resource service.name"),
+  v("OTEL_SERVICE_VERSION", PRODUCT_VERSION, "resource service.version"),
+  v("OTEL_RESOURCE_ATTRIBUTES", "", "k=v,... added to the resource, values percent-decoded"),
+  v("OTEL_BSP_MAX_QUEUE_SIZE", String(DEFAULTS.maxQueueSize), "spans held for export; beyond it spans are dropped"),
+  v("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", String(DEFAULTS.maxExportBatchSize), "spans per export request (<= queue size)"),
+  v("OTEL_BSP_SCHEDULE_DELAY", String(DEFAULTS.scheduleDelayMs), "ms between exports of a partial batch"),
+  v("OTEL_BSP_EXPORT_TIMEOUT", String(DEFAULTS.exportTimeoutMs), "ms before an export is abandoned"),
+  v("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (to stderr)", "--log-level"),
+  v("NETFLOW_TEMPLATE_CACHE_FILE", "", "file where v9/IPFIX templates persist across restarts"),
+  v("NETFLOW_SPAN_TIME", "flow", "flow (span = the flow's times) or receive (ends at receipt)"),
+  v("NETFLOW_UNKNOWN_FIELDS", "true", "emit unknown elements as netflow.field.* (true/false)"),
+  v("NETFLOW_ALLOWED_EXPORTERS", "", "comma-separated CIDRs allowed to send (unset: all)"),
+  v("NETFLOW_SAMPLING_RATE", "", "N for exporters that announce none, and/or CIDR=N overrides"),
+  v("NETFLOW_HTTP_LISTEN", "", "host:port, [v6]:port or :port for /metrics and /healthz"),
+  v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -276,7 +157,7 @@ export const ENV_VARS: readonly EnvVar[] = [
 const FLAGS: [string, string][] = [
   ["--listen-host HOST", "UDP listen address (NETFLOW_LISTEN_HOST)"],
   ["--listen-port PORT", "UDP listen port (NETFLOW_LISTEN_PORT)"],
-  ["--endpoint URL", "OTLP base endpoint, as OTEL_EXPORTER_OTLP_ENDPOINT; wins over both endpoint variables"],
+  ["--endpoint URL", "OTLP base endpoint (as OTEL_EXPORTER_OTLP_ENDPOINT; wins over both variables)"],
   ["--protocol PROTO", "grpc or http/protobuf (OTEL_EXPORTER_OTLP_PROTOCOL)"],
   ["--log-level LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL (LOG_LEVEL)"],
   ["--env-file PATH", "read variables from PATH instead of ./.env (which may be absent)"],
@@ -291,27 +172,24 @@ export function helpText(): string {
     "",
     `Usage: ${PRODUCT_NAME} [options]`,
     ...Object.entries(SUBCOMMANDS).map(([name, text]) =>
-      `       ${PRODUCT_NAME} ${`${name} [args]`.padEnd(18)} ${text} (${name} --help)`
+      `       ${PRODUCT_NAME} ${`${name} [args]`.padEnd(18)} ${text}`
     ),
     "",
     "Options (flags override the environment, which overrides the .env file):",
     ...FLAGS.map(([flag, text]) => `  ${flag.padEnd(19)} ${text}`),
     "",
-    "Environment (default in brackets; OTEL_EXPORTER_OTLP_TRACES_* wins over OTEL_EXPORTER_OTLP_*):",
+    "Environment [default]; each OTEL_EXPORTER_OTLP_X also exists as OTEL_EXPORTER_OTLP_TRACES_X, which wins:",
   ];
   const names = new Set(ENV_VARS.map((v) => v.name));
   for (const v of ENV_VARS) {
-    let name = v.name;
-    if (name.startsWith(SIGNAL)) {
-      const generic = `OTEL_EXPORTER_OTLP_${name.slice(SIGNAL.length)}`;
-      if (generic !== "OTEL_EXPORTER_OTLP_ENDPOINT" && names.has(generic)) continue; // shown with the generic
-    } else if (name.startsWith("OTEL_EXPORTER_OTLP_") && name !== "OTEL_EXPORTER_OTLP_ENDPOINT") {
-      if (names.has(SIGNAL + name.slice("OTEL_EXPORTER_OTLP_".length))) {
-        name = `OTEL_EXPORTER_OTLP_[TRACES_]${name.slice("OTEL_EXPORTER_OTLP_".length)}`;
-      }
+    // OTEL_EXPORTER_OTLP_TRACES_X is shown with OTEL_EXPORTER_OTLP_X (the header explains it).
+    if (v.name.startsWith(SIGNAL) && names.has(`OTEL_EXPORTER_OTLP_${v.name.slice(SIGNAL.length)}`)) {
+      if (v.name !== `${SIGNAL}ENDPOINT`) continue;
     }
-    const dflt = v.name === "OTEL_EXPORTER_OTLP_ENDPOINT" ? "localhost:4317 grpc, :4318 http" : v.default;
-    lines.push(`  ${name.padEnd(46)} ${v.description}${dflt ? ` [${dflt}]` : ""}`);
+    const dflt = v.name === "OTEL_EXPORTER_OTLP_ENDPOINT"
+      ? "http://localhost:4317 or :4318 (http)"
+      : v.default;
+    lines.push(`  ${v.name.padEnd(37)} ${v.description}${dflt ? ` [${dflt}]` : ""}`);
   }
   lines.push("", "Invalid values stop start-up with exit code 2. Documentation: README.md");
   return lines.join("\n");
