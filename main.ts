@@ -32,6 +32,7 @@ async function main(argv: string[]): Promise<number> {
   }
   const config = cli.config;
   const log = createLogger(config.logLevel);
+  for (const warning of config.warnings) log.warn(warning);
   let collector;
   try {
     collector = await startCollector(config, log);

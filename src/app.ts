@@ -17,6 +17,8 @@ const SHUTDOWN_DRAIN_MS = 100;
 const EXPIRE_INTERVAL_MS = 1_000;
 /** How often templates are written to NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
 const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
+/** At most one "waiting for templates" line per exporter and domain in this interval. */
+const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
 
 export interface IngestCounters {
   datagrams: number;
@@ -53,10 +55,19 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     collectorHost: config.listenHost,
     collectorPort: source.port,
   });
-  const ingest: IngestCounters = { datagrams: 0, bytes: 0, flows: 0, rejected: 0, errors: {}, sequenceLost: 0 };
+  const ingest: IngestCounters = {
+    datagrams: 0,
+    bytes: 0,
+    flows: 0,
+    rejected: 0,
+    errors: {},
+    sequenceLost: 0,
+  };
 
+  const templateWaitLogged = new Map<string, number>();
   const emit = (packet: ExportPacket) => {
     ingest.flows += packet.flows.length;
+    if (packet.awaitingTemplateSets) logTemplateWait(packet);
     if (packet.sequenceLost) ingest.sequenceLost += packet.sequenceLost;
     if (packet.error) {
       ingest.errors[packet.error.kind] = (ingest.errors[packet.error.kind] ?? 0) + 1;
@@ -69,6 +80,21 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
       }
     }
     spans.emit(packet);
+  };
+
+  // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.
+  const logTemplateWait = (packet: ExportPacket) => {
+    const domain = packet.sourceId ?? packet.observationDomainId ?? 0;
+    const key = `${packet.exporterAddress}/${domain}`;
+    const now = packet.receivedAtMs;
+    if (now - (templateWaitLogged.get(key) ?? -Infinity) < TEMPLATE_WAIT_LOG_INTERVAL_MS) return;
+    if (templateWaitLogged.size > 10_000) templateWaitLogged.clear(); // bounded under spoofing
+    templateWaitLogged.set(key, now);
+    log.info("waiting for templates: data held until the exporter sends its templates", {
+      exporter: packet.exporterAddress,
+      domain,
+      held_sets: packet.awaitingTemplateSets,
+    });
   };
 
   const allowed = config.allowedExporters;
@@ -142,7 +168,9 @@ class StatsReporter {
     const pps = (this.ingest.datagrams - this.last.datagrams) / seconds;
     const fps = (this.ingest.flows - this.last.flows) / seconds;
     this.last = { at: now, datagrams: this.ingest.datagrams, flows: this.ingest.flows };
-    return `stats packets/s=${pps.toFixed(1)} flows/s=${fps.toFixed(1)} ${this.totals()} queue=${this.queueDepth()}`;
+    return `stats packets/s=${pps.toFixed(1)} flows/s=${
+      fps.toFixed(1)
+    } ${this.totals()} queue=${this.queueDepth()}`;
   }
 
   totals(): string {
