@@ -1,5 +1,9 @@
 import assert from "node:assert/strict";
-import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import {
+  BasicTracerProvider,
+  InMemorySpanExporter,
+  SimpleSpanProcessor,
+} from "@opentelemetry/sdk-trace-base";
 import { flowTimes, uptimeDelta } from "../src/netflow/time.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { flowAttributes, tcpFlagNames } from "../src/traces/attributes.ts";
@@ -20,8 +24,14 @@ Deno.test("client/server inference follows SPEC §4", () => {
 });
 
 Deno.test("community id v1 matches the reference test vectors", () => {
-  assert.equal(communityId("128.232.110.120", "66.35.250.204", 6, 34855, 80), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
-  assert.equal(communityId("66.35.250.204", "128.232.110.120", 6, 80, 34855), "1:LQU9qZlK+B5F3KDmev6m5PMibrg=");
+  assert.equal(
+    communityId("128.232.110.120", "66.35.250.204", 6, 34855, 80),
+    "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+  );
+  assert.equal(
+    communityId("66.35.250.204", "128.232.110.120", 6, 80, 34855),
+    "1:LQU9qZlK+B5F3KDmev6m5PMibrg=",
+  );
   assert.equal(communityId("192.168.0.89", "192.168.0.1", 1, 8, 0), "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=");
   assert.equal(communityId("192.168.0.1", "192.168.0.89", 1, 0, 8), "1:X0snYXpgwiv9TZtqg64sgzUn6Dk=");
   assert.equal(communityId("192.168.0.89", "192.168.0.1", 1, 20, 1), "1:tz/fHIDUHs19NkixVVoOZywde+I=");
@@ -34,7 +44,24 @@ Deno.test("community id v1 matches the reference test vectors", () => {
     "1:/OGBt9BN1ofenrmSPWYicpij2Vc=",
   );
   assert.equal(communityId("10.0.0.1", "fe80::1", 6, 1, 2), undefined);
-  assert.deepEqual([...addressBytes("::ffff:1.2.3.4")!], [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 1, 2, 3, 4]);
+  assert.deepEqual([...addressBytes("::ffff:1.2.3.4")!], [
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0,
+    0xff,
+    0xff,
+    1,
+    2,
+    3,
+    4,
+  ]);
   assert.equal(addressBytes("1::2::3"), undefined);
 });
 
@@ -123,7 +150,11 @@ Deno.test("flow attributes: absent values stay absent; server on the source side
   for (const key of ["netflow.flow.bytes", "netflow.tos", "netflow.sampling.interval", "netflow.src_as"]) {
     assert.equal(key in a, false, key);
   }
-  const none = flowAttributes({ srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 50000, dstPort: 50001 }, 0, 9);
+  const none = flowAttributes(
+    { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 50000, dstPort: 50001 },
+    0,
+    9,
+  );
   assert.equal("client.address" in none, false);
   assert.equal("server.port" in none, false);
 });
@@ -179,7 +210,9 @@ Deno.test("flow times: impossible times use the receive time and are marked adju
 function collect(spanTime: "flow" | "receive", p: ExportPacket) {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(memory)] });
-  new SpanBuilder(provider.getTracer("t"), { spanTime, collectorHost: "0.0.0.0", collectorPort: 2055 }).emit(p);
+  new SpanBuilder(provider.getTracer("t"), { spanTime, collectorHost: "0.0.0.0", collectorPort: 2055 }).emit(
+    p,
+  );
   return memory.getFinishedSpans();
 }
 const ms = (t: [number, number]) => t[0] * 1000 + t[1] / 1e6;

@@ -5,7 +5,18 @@
 import { createHash } from "node:crypto";
 
 /** ICMP types that have a reply counterpart: the pair behaves like two ports of one conversation. */
-const ICMP4_PAIRS: Record<number, number> = { 8: 0, 0: 8, 13: 14, 14: 13, 15: 16, 16: 15, 10: 9, 9: 10, 17: 18, 18: 17 };
+const ICMP4_PAIRS: Record<number, number> = {
+  8: 0,
+  0: 8,
+  13: 14,
+  14: 13,
+  15: 16,
+  16: 15,
+  10: 9,
+  9: 10,
+  17: 18,
+  18: 17,
+};
 const ICMP6_PAIRS: Record<number, number> = {
   128: 129,
   129: 128,

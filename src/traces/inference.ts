@@ -5,7 +5,10 @@
  * The one list of well-known service ports, in one place.
  */
 export const SERVICE_PORTS: ReadonlySet<number> = new Set([
-  22, 53, 80, 443, // also ≤ 1024, listed so that rule 3 decides between two low ports
+  22,
+  53,
+  80,
+  443, // also ≤ 1024, listed so that rule 3 decides between two low ports
   1433, // Microsoft SQL Server
   1521, // Oracle
   1883, // MQTT

@@ -81,7 +81,11 @@ export class SpanBuilder {
     for (let i = 0; i < n; i++) {
       const attrs = flowAttributes(packet.flows[i], i, packet.version);
       if (adjusted[i]) attrs["netflow.flow.time_adjusted"] = true;
-      this.tracer.startSpan("netflow.flow", { startTime: hrTime(starts[i]), attributes: attrs }, processContext)
+      this.tracer.startSpan(
+        "netflow.flow",
+        { startTime: hrTime(starts[i]), attributes: attrs },
+        processContext,
+      )
         .end(hrTime(ends[i]));
     }
     process.end(hrTime(parentEnd));

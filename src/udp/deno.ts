@@ -60,7 +60,9 @@ function bindError(err: unknown, host: string, port: number): Error {
     return new BindError(`cannot listen on udp ${host}:${port}: address already in use`);
   }
   if (err instanceof Deno.errors.PermissionDenied || err instanceof Deno.errors.NotCapable) {
-    return new BindError(`cannot listen on udp ${host}:${port}: permission denied (${(err as Error).message})`);
+    return new BindError(
+      `cannot listen on udp ${host}:${port}: permission denied (${(err as Error).message})`,
+    );
   }
   if (err instanceof Deno.errors.AddrNotAvailable) {
     return new BindError(`cannot listen on udp ${host}:${port}: address not available on this host`);

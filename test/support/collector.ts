@@ -82,7 +82,10 @@ export async function startCollectorProcess(
     return s.code;
   });
   if (options.waitForListening !== false) {
-    const timer = setTimeout(() => listening.reject(new Error(`collector not listening after 20 s:\n${err}`)), 20_000);
+    const timer = setTimeout(
+      () => listening.reject(new Error(`collector not listening after 20 s:\n${err}`)),
+      20_000,
+    );
     try {
       await listening.promise;
     } catch (e) {
@@ -111,7 +114,11 @@ export async function startCollectorProcess(
 }
 
 /** Sends datagrams from one socket (one exporter address:port) to the collector. */
-export async function sendDatagrams(port: number, datagrams: Uint8Array[], host = "127.0.0.1"): Promise<number> {
+export async function sendDatagrams(
+  port: number,
+  datagrams: Uint8Array[],
+  host = "127.0.0.1",
+): Promise<number> {
   const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
   try {
     for (const d of datagrams) await sock.send(d, { transport: "udp", hostname: host, port });
