@@ -142,7 +142,14 @@ export interface EndToEndResult {
 export async function endToEnd(
   command: string[],
   protocol: "http" | "grpc",
-  options: { ipfix?: number; env?: Record<string, string>; cwd?: string; timeoutMs?: number } = {},
+  options: {
+    ipfix?: number;
+    env?: Record<string, string>;
+    cwd?: string;
+    timeoutMs?: number;
+    /** Runs while the collector is up, after the spans arrived. */
+    onRunning?: () => Promise<void>;
+  } = {},
 ): Promise<EndToEndResult> {
   const ipfix = options.ipfix ?? 10;
   const receiver = await startOtlpReceiver({ protocol });
@@ -168,6 +175,7 @@ export async function endToEnd(
         `${err.message}; got ${receiver.spans.length} spans; collector log:\n${collector.stderr()}`,
       );
     });
+    await options.onRunning?.();
     const exitCode = await collector.stop("SIGTERM");
     assert.equal(exitCode, 0, `SIGTERM must flush and exit 0; log:\n${collector.stderr()}`);
     checkSpans(receiver.spans, ipfix);
