@@ -13,6 +13,8 @@ import {
 import { OTLPTraceExporter as HttpTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { credentials, Metadata } from "@grpc/grpc-js";
+import { CompressionAlgorithm, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
+import type { OTLPGRPCExporterConfigNode } from "@opentelemetry/otlp-grpc-exporter-base";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import type { HrTime } from "@opentelemetry/api";
@@ -106,26 +108,32 @@ export function createTracing(options: TracingOptions): Tracing {
 
 function createExporter(options: TracingOptions): SpanExporter {
   if (options.tracesExporter === "console") return new ConsoleLineExporter();
-  const compression = options.compression === "gzip" ? "gzip" : "none";
-  if (options.protocol === "http/protobuf") {
-    return new HttpTraceExporter({
-      url: options.endpoint,
-      headers: options.headers,
-      timeoutMillis: options.timeoutMs,
-      // deno-lint-ignore no-explicit-any
-      compression: compression as any,
-    });
-  }
+  return options.protocol === "http/protobuf"
+    ? new HttpTraceExporter(httpExporterConfig(options))
+    : new GrpcTraceExporter(grpcExporterConfig(options));
+}
+
+/** The OTLP/HTTP exporter settings (endpoint, headers, timeout, compression, TLS) from our options. */
+export function httpExporterConfig(options: TracingOptions): OTLPExporterNodeConfigBase {
+  return {
+    url: options.endpoint,
+    headers: options.headers,
+    timeoutMillis: options.timeoutMs,
+    compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
+  };
+}
+
+/** The OTLP/gRPC exporter settings (endpoint, metadata, timeout, compression, TLS) from our options. */
+export function grpcExporterConfig(options: TracingOptions): OTLPGRPCExporterConfigNode {
   const metadata = new Metadata();
   for (const [k, v] of Object.entries(options.headers)) metadata.set(k.toLowerCase(), v);
   const secure = options.endpoint.startsWith("https:") && !options.insecure;
   const read = (path?: string) => (path ? readFileSync(path) : null);
-  return new GrpcTraceExporter({
+  return {
     url: options.endpoint,
     metadata,
     timeoutMillis: options.timeoutMs,
-    // deno-lint-ignore no-explicit-any
-    compression: compression as any,
+    compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
     credentials: secure
       ? credentials.createSsl(
         read(options.certificateFile),
@@ -133,7 +141,7 @@ function createExporter(options: TracingOptions): SpanExporter {
         read(options.clientCertificateFile),
       )
       : credentials.createInsecure(),
-  });
+  };
 }
 
 /** Counts what the exporter delivered and what it failed to deliver. */
