@@ -3,7 +3,9 @@
 # and tshark as the reference decoder). Idempotent: apt-get (update + install) runs only when one is missing.
 set -euo pipefail
 
-PACKAGES=(softflowd pmacct tshark)
+# Binary, image and installer tests: qemu-user-static + libc6-arm64-cross (the arm64 binary), shellcheck,
+# systemd (systemd-analyze verify), ca-certificates (the image's CA bundle), util-linux (unshare).
+PACKAGES=(softflowd pmacct tshark qemu-user-static libc6-arm64-cross shellcheck systemd ca-certificates util-linux)
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
