@@ -315,6 +315,8 @@ function moreConversations(): Conversation[] {
 export interface TrafficOptions {
   /** Only the first ten conversations (12 IPv4 + 8 IPv6 unidirectional flows): one v1 datagram's worth. */
   small?: boolean;
+  /** Capture start in epoch ms (default {@link TRAFFIC_BASE_MS}); end-to-end tests use a recent time. */
+  baseMs?: number;
 }
 
 /** Writes the traffic mix as a pcap file at `path` and returns what a flow meter should report. */
@@ -331,7 +333,7 @@ export function writeTrafficPcap(path: string, options: TrafficOptions = {}): Tr
       const [me, peer] = p.forward ? [0, 1] : [1, 0];
       const { bytes, ipLength } = frame(c, p, seq, { seq: next[me], ack: next[peer] });
       next[me] += p.payload + ((p.flags ?? 0) & SYN ? 1 : 0) + ((p.flags ?? 0) & FIN ? 1 : 0);
-      const timeMs = TRAFFIC_BASE_MS + c.startMs + p.atMs;
+      const timeMs = (options.baseMs ?? TRAFFIC_BASE_MS) + c.startMs + p.atMs;
       frames.push({ timeMs, bytes });
       const from = p.forward ? c.a : c.b;
       const to = p.forward ? c.b : c.a;
