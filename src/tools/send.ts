@@ -38,7 +38,7 @@ Options:
 
 Ends with one line: datagrams, flows and bytes sent, and the duration.`;
 
-interface SendOptions {
+export interface SendOptions {
   host: string;
   port: number;
   version: NetflowVersion;
@@ -52,7 +52,8 @@ interface SendOptions {
   seed: number;
 }
 
-class UsageError extends Error {}
+/** An invalid `send` flag: the message is shown to the user (exit code 2). */
+export class UsageError extends Error {}
 
 function integer(name: string, text: string | undefined, fallback: number, min: number, max: number): number {
   if (text === undefined) return fallback;
@@ -73,7 +74,7 @@ function decimal(name: string, text: string | undefined, fallback: number, min: 
 }
 
 /** Parses the flags of `send`; `undefined` means `--help`. Throws {@link UsageError}. */
-function parseSendArgs(args: string[]): SendOptions | undefined {
+export function parseSendArgs(args: string[]): SendOptions | undefined {
   // `--ipv6` is both a flag and an option with a value: a bare `--ipv6` means a 25 % share.
   const argv = args.flatMap((a, i) => {
     if (a !== "--ipv6") return [a];
