@@ -217,3 +217,21 @@ Deno.test("docs/ARCHITECTURE.md names only files and functions that exist", () =
     assert.match(sources, new RegExp(`\\b(function|async function)\\s+${fn}\\b|\\b${fn}\\s*\\(`), `${fn}()`);
   }
 });
+
+Deno.test("README's TraceQL examples use span names and attributes the code emits", () => {
+  const text = section(README, /^## TraceQL examples/m) + section(README, /^## Troubleshooting/m);
+  const queries = [...text.matchAll(/\{[^{}`]*\}/g)].map((m) => m[0]).filter((q) => q.includes("name ="));
+  assert.ok(queries.length >= 10, `${queries.length} queries`);
+  for (const q of queries) {
+    const [, name] = q.match(/name = "([^"]+)"/)!;
+    assert.ok(name === "netflow.flow" || name === "netflow.export", q);
+    const keys = name === "netflow.flow" ? FLOW_KEYS : EXPORT_KEYS;
+    for (const [, attr] of q.matchAll(/\bspan\.([a-z_][a-z0-9_]*(?:\.[a-z0-9_]+)*)/g)) {
+      assert.ok(keys.has(attr), `${q}: ${name} spans do not carry ${attr}`);
+    }
+  }
+  // The metrics examples' `by (...)` attributes, against the span selected just before them.
+  for (const [, name, by] of text.matchAll(/name = "([^"]+)" \} \|[^\n]*? by \(span\.([a-z0-9_.]+)\)/g)) {
+    assert.ok((name === "netflow.flow" ? FLOW_KEYS : EXPORT_KEYS).has(by), `${name} by ${by}`);
+  }
+});
