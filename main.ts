@@ -4,7 +4,7 @@
  * Exit codes: 0 after a clean shutdown, 1 when the socket cannot be opened, 2 for invalid configuration.
  */
 import process from "node:process";
-import { startCollector } from "./src/app.ts";
+import { type Collector, startCollector } from "./src/app.ts";
 import { ConfigError, parseCli } from "./src/config.ts";
 import { createLogger } from "./src/log.ts";
 import { BindError } from "./src/udp/source.ts";
@@ -33,17 +33,9 @@ async function main(argv: string[]): Promise<number> {
   const config = cli.config;
   const log = createLogger(config.logLevel);
   for (const warning of config.warnings) log.warn(warning);
-  let collector;
-  try {
-    collector = await startCollector(config, log);
-  } catch (err) {
-    if (err instanceof BindError) {
-      log.error(err.message);
-      return 1;
-    }
-    throw err;
-  }
+  // Signal handlers go in before the socket opens: a SIGTERM right after "listening" must flush, not kill.
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
+  let starting: Promise<Collector | undefined> | undefined;
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {
@@ -51,13 +43,23 @@ async function main(argv: string[]): Promise<number> {
       process.exit(130);
     }
     log.info(`${signal} received: draining and flushing`);
-    collector.stop().then(resolve, (err) => {
-      log.error("shutdown failed", { error: String(err) });
-      process.exit(1);
-    });
+    (starting ?? Promise.resolve(undefined))
+      .then((collector) => collector?.stop())
+      .then(resolve, (err) => {
+        log.error("shutdown failed", { error: String(err) });
+        process.exit(1);
+      });
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  starting = startCollector(config, log).catch((err) => {
+    if (err instanceof BindError) {
+      log.error(err.message);
+      process.exit(1);
+    }
+    throw err;
+  });
+  await starting;
   await stopped;
   return 0;
 }

@@ -4,13 +4,15 @@
  *   decode   datagrams → ExportPacket (v5 with 30 flows, v9 and IPFIX with 20 flows per datagram)
  *   spans    decoded flows → finished SDK spans (SpanBuilder + the SDK Tracer, no export)
  *   encode   finished spans → OTLP protobuf bytes (the exporter's own serializer)
+ *   direct   decoded flows → OTLP protobuf bytes without SDK span objects (what the collector runs)
  *
  * Prints a table and, last, one JSON line with the same figures.
  */
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
-import { SpanBuilder } from "../src/traces/spans.ts";
+import { planTrace, SpanBuilder } from "../src/traces/spans.ts";
+import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
 import {
   type EncodableFlow,
   encodeIpfix,
@@ -145,6 +147,16 @@ const builder = new SpanBuilder(provider.getTracer("bench"), {
   const flowsPer = packets.reduce((n, p) => n + p.flows.length, 0);
   measure("spans (SDK tracer)", flowsPer, () => {
     for (const p of packets) builder.emit(p);
+  });
+  const encoder = new OtlpTraceEncoder({
+    resource: { "service.name": "bench" },
+    scopeName: "netflow2traces",
+    scopeVersion: "0",
+  });
+  const options = { spanTime: "flow" as const, collectorHost: "0.0.0.0", collectorPort: 2055 };
+  measure("plan + direct OTLP encode", flowsPer, () => {
+    for (const p of packets) encoder.write(planTrace(p, options));
+    encoder.takeRequest();
   });
   const batch = finished.slice(0, 1024);
   measure("encode OTLP protobuf", batch.length, () => {

@@ -3,13 +3,15 @@
  * orderly shutdown that loses nothing already received.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import type { Config } from "./config.ts";
+import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
-import { SpanBuilder } from "./traces/spans.ts";
-import { createTracing, type ExportCounters } from "./traces/tracer.ts";
+import { createTraceSink } from "./traces/sink.ts";
+import type { ExportCounters } from "./traces/tracer.ts";
 import { openDatagramSource } from "./udp/source.ts";
+import { type HttpServer, startHttpServer } from "./http.ts";
+import { HealthTracker, prometheusText } from "./metrics.ts";
 
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
@@ -43,17 +45,18 @@ export interface Collector {
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
   const source = await openDatagramSource(config.listenHost, config.listenPort);
-  const tracing = createTracing(config);
   const decoder = new NetflowDecoder({
     unknownFields: config.unknownFields,
     samplingDefault: config.samplingDefault,
     samplingOverride: config.samplingOverrides.length ? (a) => config.samplingOverride(a) : undefined,
   });
   if (config.templateCacheFile) restoreTemplates(decoder, config.templateCacheFile, log);
-  const spans = new SpanBuilder(tracing.provider.getTracer("netflow2traces", config.serviceVersion), {
-    spanTime: config.spanTime,
+  const sink = createTraceSink({
+    ...config,
     collectorHost: config.listenHost,
     collectorPort: source.port,
+    scopeName: "netflow2traces",
+    scopeVersion: PRODUCT_VERSION,
   });
   const ingest: IngestCounters = {
     datagrams: 0,
@@ -79,7 +82,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         });
       }
     }
-    spans.emit(packet);
+    sink.emit(packet);
   };
 
   // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.
@@ -109,6 +112,9 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     for (const packet of decoder.decode(data.slice(), address, port, Date.now())) emit(packet);
   });
 
+  let receiveRunning = true;
+  receiving.then(() => (receiveRunning = false), () => (receiveRunning = false));
+
   const timers: ReturnType<typeof setInterval>[] = [];
   timers.push(setInterval(() => {
     for (const packet of decoder.expire(Date.now())) emit(packet);
@@ -117,9 +123,35 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     if (config.templateCacheFile) persistTemplates(decoder, config.templateCacheFile, log);
   };
   if (config.templateCacheFile) timers.push(setInterval(saveTemplates, TEMPLATE_SAVE_INTERVAL_MS));
-  const stats = new StatsReporter(ingest, tracing.counters, tracing.queueDepth);
+  const stats = new StatsReporter(ingest, sink.counters, () => sink.queueDepth());
   if (config.statsIntervalMs > 0) {
     timers.push(setInterval(() => log.info(stats.line()), config.statsIntervalMs));
+  }
+  // Self-metrics and health (NETFLOW_HTTP_LISTEN): see src/metrics.ts.
+  const health = new HealthTracker(sink.counters, () => receiveRunning);
+  timers.push(setInterval(() => health.sample(), 1_000));
+  let httpServer: HttpServer | undefined;
+  if (config.httpListen) {
+    try {
+      httpServer = await startHttpServer(config.httpListen.host, config.httpListen.port, {
+        metrics: () =>
+          prometheusText({
+            ingest,
+            exported: sink.counters,
+            decoder: decoder.templates.stats,
+            queueDepth: () => sink.queueDepth(),
+            queueCapacity: config.bsp.maxQueueSize,
+            exportFailingSeconds: () => health.failingSeconds(),
+            healthy: () => health.healthy(),
+          }),
+        healthy: () => health.healthy(),
+      });
+    } catch (err) {
+      for (const t of timers) clearInterval(t);
+      await source.close(0);
+      await receiving.catch(() => {});
+      throw err;
+    }
   }
   for (const t of timers) (t as { unref?: () => void }).unref?.();
 
@@ -127,6 +159,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     listen: `udp://${formatHostPort(source.host, source.port)}`,
     exporter: config.tracesExporter === "otlp" ? config.endpoint : config.tracesExporter,
     protocol: config.tracesExporter === "otlp" ? config.protocol : undefined,
+    ...(httpServer ? { http: `http://${formatHostPort(config.httpListen!.host, httpServer.port)}` } : {}),
   });
 
   let stopping: Promise<void> | undefined;
@@ -134,14 +167,15 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     host: source.host,
     port: source.port,
     ingest,
-    export: tracing.counters,
+    export: sink.counters,
     stop() {
       stopping ??= (async () => {
         await source.close(SHUTDOWN_DRAIN_MS);
         await receiving.catch((err) => log.error("receive loop failed", { error: String(err) }));
         for (const t of timers) clearInterval(t);
         saveTemplates();
-        await tracing.shutdown();
+        await sink.shutdown();
+        await httpServer?.close();
         log.info("stopped", { totals: stats.totals() });
       })();
       return stopping;

@@ -158,10 +158,14 @@ Deno.test("v5: count larger than the datagram", () => {
   assert.equal(p.flows.length, 1);
 });
 
-Deno.test("v5: count above the format's maximum of 30", () => {
-  const [p] = new NetflowDecoder().decode(v5(31, 1), "192.0.2.1", 1, 0);
-  assert.equal(p.error?.kind, "bad_count");
-  assert.equal(p.flows.length, 0);
+Deno.test("counts above Cisco's documented maxima decode when the datagram holds them (softflowd v1 sends 30)", () => {
+  const [p] = new NetflowDecoder().decode(v5(31, 31), "192.0.2.1", 1, 0);
+  assert.equal(p.error, undefined);
+  assert.equal(p.flows.length, 31);
+  const v1 = bytes(16 + 48 * 30, [[0, 2, 1], [2, 2, 30]]);
+  const [q] = new NetflowDecoder().decode(v1, "192.0.2.1", 1, 0);
+  assert.equal(q.error, undefined);
+  assert.equal(q.flows.length, 30);
 });
 
 Deno.test("unknown version, empty and one-byte datagrams are errors, never guesses", () => {

@@ -7,7 +7,8 @@ import {
 import { flowTimes, uptimeDelta } from "../src/netflow/time.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { flowAttributes, tcpFlagNames } from "../src/traces/attributes.ts";
-import { addressBytes, communityId } from "../src/traces/community_id.ts";
+import { addressBytes, communityId, sha1SingleBlock } from "../src/traces/community_id.ts";
+import { createHash } from "node:crypto";
 import { serverSide } from "../src/traces/inference.ts";
 import { protocolName } from "../src/traces/protocols.ts";
 import { hrTime, SpanBuilder } from "../src/traces/spans.ts";
@@ -271,4 +272,24 @@ Deno.test("span tree: a bad packet gives an ERROR export span with an exception 
 Deno.test("hrTime keeps sub-millisecond precision", () => {
   assert.deepEqual(hrTime(1_700_000_000_123.456), [1_700_000_000, 123_456_000]);
   assert.deepEqual(hrTime(5), [0, 5_000_000]);
+});
+
+Deno.test("the one-block SHA-1 behind Community ID agrees with node:crypto for every input length", () => {
+  for (let len = 0; len <= 55; len++) {
+    for (let round = 0; round < 20; round++) {
+      const data = crypto.getRandomValues(new Uint8Array(len));
+      assert.deepEqual(sha1SingleBlock(data), new Uint8Array(createHash("sha1").update(data).digest()));
+    }
+  }
+  assert.throws(() => sha1SingleBlock(new Uint8Array(56)), RangeError);
+});
+
+Deno.test("flow times: IPFIX uptime with an export time (whole seconds) just before systemInitTime", () => {
+  const init = 1_700_000_000_542;
+  const p = packet({ version: 10, exportTimeMs: 1_700_000_000_000, receivedAtMs: 1_700_000_000_600 });
+  // flowStartSysUpTime 11.5 s before init: the exporter's 32-bit uptime wrapped (or started near 2^32)
+  const t = flowTimes({ firstSwitched: 2 ** 32 - 11_500, lastSwitched: 2 ** 32 - 1_000, systemInitMs: init }, p);
+  assert.equal(t.startMs, init - 11_500);
+  assert.equal(t.endMs, init - 1_000);
+  assert.equal(t.adjusted, false);
 });

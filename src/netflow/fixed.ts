@@ -5,9 +5,6 @@ import type { ExportPacket, Flow } from "./types.ts";
 const RECORD_SIZE = 48;
 const V1_HEADER = 16;
 const V5_HEADER = 24;
-/** Cisco's documented maxima: larger counts do not come from a real exporter. */
-const V1_MAX_RECORDS = 24;
-const V5_MAX_RECORDS = 30;
 
 /** Decodes a v1 or v5 datagram into `packet` (version, exporter and sizes already set). */
 export function decodeFixed(bytes: Uint8Array, view: DataView, packet: ExportPacket): void {
@@ -32,14 +29,8 @@ export function decodeFixed(bytes: Uint8Array, view: DataView, packet: ExportPac
     samplingInterval = view.getUint16(22) & 0x3fff;
     if (samplingInterval > 0) packet.samplingInterval = samplingInterval;
   }
-  const max = v5 ? V5_MAX_RECORDS : V1_MAX_RECORDS;
-  if (count > max) {
-    packet.error = {
-      kind: "bad_count",
-      message: `v${packet.version} count ${count} exceeds the maximum ${max}`,
-    };
-    return;
-  }
+  // Cisco documents at most 24 (v1) and 30 (v5) records, but real exporters exceed it (softflowd sends
+  // 30-record v1 datagrams): the datagram's length is the bound that matters.
   const fits = Math.floor((bytes.length - headerSize) / RECORD_SIZE);
   const n = Math.min(count, fits);
   for (let i = 0, off = headerSize; i < n; i++, off += RECORD_SIZE) {

@@ -372,7 +372,7 @@ export class TemplateDecoder {
       ? fallback
       : 0;
     if (interval > 0) { for (const flow of packet.flows) flow.samplingInterval = interval; }
-    if (packet.version !== 5 || packet.sequence === undefined || packet.error?.kind === "bad_count") return;
+    if (packet.version !== 5 || packet.sequence === undefined) return;
     const exporter = this.#touchExporter(packet.exporterAddress);
     const domain = this.#touchDomain(exporter, 5, ((packet.engineType ?? 0) << 8) | (packet.engineId ?? 0));
     this.#sequenceResult(

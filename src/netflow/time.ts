@@ -58,9 +58,11 @@ function fromUptime(uptimeMs: number, flow: Flow, packet: ExportPacket): number 
     // IPFIX flowStart/EndSysUpTime (22/21) are 32-bit milliseconds since systemInitTimeMilliseconds and
     // wrap every 49.7 days; the uptime at export time (from the full-width init time) tells which lap.
     const reference = packet.exportTimeMs ?? packet.receivedAtMs;
+    // The export time has whole-second resolution, so within an exporter's first second it can lie just
+    // before the init time: a small negative uptime, which the signed 32-bit difference handles too.
     const uptimeAtExport = reference - flow.systemInitMs;
-    if (uptimeAtExport < 0) return flow.systemInitMs + uptimeMs;
-    return reference - uptimeDelta(uptimeAtExport % 4294967296, uptimeMs);
+    const lap = ((uptimeAtExport % 4294967296) + 4294967296) % 4294967296;
+    return reference - uptimeDelta(lap, uptimeMs);
   }
   return undefined;
 }

@@ -1,14 +1,30 @@
-/** One export packet → one trace: `netflow.export` → `netflow.process_flows` → `netflow.flow` × N (SPEC §2). */
+/**
+ * One export packet → one trace: `netflow.export` → `netflow.process_flows` → `netflow.flow` × N (SPEC §2).
+ *
+ * {@link planTrace} decides every span's times and attributes once; two writers turn the plan into spans:
+ * the OpenTelemetry SDK Tracer ({@link SpanBuilder}, used for the console exporter and as the reference in
+ * tests) and the direct OTLP encoder (`otlp_encoder.ts`, the fast path for OTLP export).
+ */
 import { context, type HrTime, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
 import { flowTimes } from "../netflow/time.ts";
-import type { ExportPacket } from "../netflow/types.ts";
-import { exportAttributes, flowAttributes } from "./attributes.ts";
+import type { DecodeError, ExportPacket } from "../netflow/types.ts";
+import { type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
 
 export interface SpanBuilderOptions {
   /** `flow`: spans at the flows' own times; `receive`: flow spans end at the receive time. */
   spanTime: "flow" | "receive";
   collectorHost: string;
   collectorPort: number;
+}
+
+/** Every span of one packet's trace: times in epoch milliseconds, attributes final. */
+export interface TracePlan {
+  /** `netflow.export` and `netflow.process_flows` share these times. */
+  startMs: number;
+  endMs: number;
+  exportAttributes: Attributes;
+  error?: DecodeError;
+  flows: { startMs: number; endMs: number; attributes: Attributes }[];
 }
 
 /**
@@ -25,71 +41,77 @@ export function hrTime(ms: number): HrTime {
 /** Span length for a packet without flows: a short span at its export time. */
 const EMPTY_PACKET_SPAN_MS = 1;
 
+/** Times and attributes of every span of `packet`'s trace. */
+export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): TracePlan {
+  const n = packet.flows.length;
+  const flows: TracePlan["flows"] = new Array(n);
+  const receiveMode = options.spanTime === "receive";
+  let earliest = Infinity, latest = -Infinity;
+  for (let i = 0; i < n; i++) {
+    const flow = packet.flows[i];
+    const t = flowTimes(flow, packet);
+    let start = t.startMs, end = t.endMs;
+    if (receiveMode) {
+      start = packet.receivedAtMs - (end - start);
+      end = packet.receivedAtMs;
+    }
+    const attributes = flowAttributes(flow, i, packet.version);
+    if (t.adjusted) attributes["netflow.flow.time_adjusted"] = true;
+    flows[i] = { startMs: start, endMs: end, attributes };
+    if (start < earliest) earliest = start;
+    if (end > latest) latest = end;
+  }
+  const reference = receiveMode ? packet.receivedAtMs : (packet.exportTimeMs ?? packet.receivedAtMs);
+  const attributes = exportAttributes(packet, options.collectorHost, options.collectorPort);
+  if (packet.error) attributes["error.type"] = packet.error.kind;
+  return {
+    startMs: n === 0 ? reference : Math.min(earliest, reference),
+    endMs: n === 0 ? reference + EMPTY_PACKET_SPAN_MS : Math.max(latest, reference),
+    exportAttributes: attributes,
+    error: packet.error,
+    flows,
+  };
+}
+
+/** The exception event of a packet that could not be decoded (same on both writers). */
+export function exceptionEventAttributes(error: DecodeError): Attributes {
+  return { "exception.type": `netflow.${error.kind}`, "exception.message": error.message };
+}
+
+/** Writes a packet's trace through the OpenTelemetry SDK Tracer. */
 export class SpanBuilder {
   constructor(private readonly tracer: Tracer, private readonly options: SpanBuilderOptions) {}
 
   /** Creates and ends all spans of one packet's trace; returns the number of spans created. */
   emit(packet: ExportPacket): number {
-    const n = packet.flows.length;
-    const starts = new Array<number>(n), ends = new Array<number>(n), adjusted = new Array<boolean>(n);
-    const receiveMode = this.options.spanTime === "receive";
-    let earliest = Infinity, latest = -Infinity;
-    for (let i = 0; i < n; i++) {
-      const t = flowTimes(packet.flows[i], packet);
-      let start = t.startMs, end = t.endMs;
-      if (receiveMode) {
-        start = packet.receivedAtMs - (end - start);
-        end = packet.receivedAtMs;
-      }
-      starts[i] = start;
-      ends[i] = end;
-      adjusted[i] = t.adjusted;
-      if (start < earliest) earliest = start;
-      if (end > latest) latest = end;
-    }
-    const reference = receiveMode ? packet.receivedAtMs : (packet.exportTimeMs ?? packet.receivedAtMs);
-    let parentStart: number, parentEnd: number;
-    if (n === 0) {
-      parentStart = reference;
-      parentEnd = reference + EMPTY_PACKET_SPAN_MS;
-    } else {
-      parentStart = Math.min(earliest, reference);
-      parentEnd = Math.max(latest, reference);
-    }
-
-    const attributes = exportAttributes(packet, this.options.collectorHost, this.options.collectorPort);
+    const plan = planTrace(packet, this.options);
+    const start = hrTime(plan.startMs), end = hrTime(plan.endMs);
     const root = this.tracer.startSpan("netflow.export", {
       kind: SpanKind.CONSUMER,
-      startTime: hrTime(parentStart),
-      attributes,
+      startTime: start,
+      attributes: plan.exportAttributes,
       root: true,
     });
-    if (packet.error) {
-      root.setAttribute("error.type", packet.error.kind);
-      root.addEvent("exception", {
-        "exception.type": `netflow.${packet.error.kind}`,
-        "exception.message": packet.error.message,
-      }, hrTime(parentStart));
-      root.setStatus({ code: SpanStatusCode.ERROR, message: packet.error.message });
+    if (plan.error) {
+      root.addEvent("exception", exceptionEventAttributes(plan.error), start);
+      root.setStatus({ code: SpanStatusCode.ERROR, message: plan.error.message });
     }
     const rootContext = trace.setSpan(context.active(), root);
     const process = this.tracer.startSpan("netflow.process_flows", {
-      startTime: hrTime(parentStart),
-      attributes: { "netflow.flow.count": n },
+      startTime: start,
+      attributes: { "netflow.flow.count": plan.flows.length },
     }, rootContext);
     const processContext = trace.setSpan(rootContext, process);
-    for (let i = 0; i < n; i++) {
-      const attrs = flowAttributes(packet.flows[i], i, packet.version);
-      if (adjusted[i]) attrs["netflow.flow.time_adjusted"] = true;
+    for (const f of plan.flows) {
       this.tracer.startSpan(
         "netflow.flow",
-        { startTime: hrTime(starts[i]), attributes: attrs },
+        { startTime: hrTime(f.startMs), attributes: f.attributes },
         processContext,
       )
-        .end(hrTime(ends[i]));
+        .end(hrTime(f.endMs));
     }
-    process.end(hrTime(parentEnd));
-    root.end(hrTime(parentEnd));
-    return n + 2;
+    process.end(end);
+    root.end(end);
+    return plan.flows.length + 2;
   }
 }
