@@ -35,7 +35,7 @@ async function main(argv: string[]): Promise<number> {
   for (const warning of config.warnings) log.warn(warning);
   // Signal handlers go in before the socket opens: a SIGTERM right after "listening" must flush, not kill.
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
-  let starting: Promise<Collector | undefined> | undefined;
+  const ready = Promise.withResolvers<Collector>();
   let signals = 0;
   const onSignal = (signal: string) => {
     if (++signals > 1) {
@@ -43,8 +43,8 @@ async function main(argv: string[]): Promise<number> {
       process.exit(130);
     }
     log.info(`${signal} received: draining and flushing`);
-    (starting ?? Promise.resolve(undefined))
-      .then((collector) => collector?.stop())
+    ready.promise
+      .then((collector) => collector.stop())
       .then(resolve, (err) => {
         log.error("shutdown failed", { error: String(err) });
         process.exit(1);
@@ -52,14 +52,15 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
-  starting = startCollector(config, log).catch((err) => {
+  try {
+    ready.resolve(await startCollector(config, log));
+  } catch (err) {
     if (err instanceof BindError) {
       log.error(err.message);
-      process.exit(1);
+      return 1;
     }
     throw err;
-  });
-  await starting;
+  }
   await stopped;
   return 0;
 }

@@ -288,7 +288,10 @@ Deno.test("flow times: IPFIX uptime with an export time (whole seconds) just bef
   const init = 1_700_000_000_542;
   const p = packet({ version: 10, exportTimeMs: 1_700_000_000_000, receivedAtMs: 1_700_000_000_600 });
   // flowStartSysUpTime 11.5 s before init: the exporter's 32-bit uptime wrapped (or started near 2^32)
-  const t = flowTimes({ firstSwitched: 2 ** 32 - 11_500, lastSwitched: 2 ** 32 - 1_000, systemInitMs: init }, p);
+  const t = flowTimes(
+    { firstSwitched: 2 ** 32 - 11_500, lastSwitched: 2 ** 32 - 1_000, systemInitMs: init },
+    p,
+  );
   assert.equal(t.startMs, init - 11_500);
   assert.equal(t.endMs, init - 1_000);
   assert.equal(t.adjusted, false);

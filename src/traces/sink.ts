@@ -8,8 +8,14 @@
  */
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
-import { convertLegacyHttpOptions, createOtlpHttpExportDelegate } from "@opentelemetry/otlp-exporter-base/node-http";
-import { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } from "@opentelemetry/otlp-grpc-exporter-base";
+import {
+  convertLegacyHttpOptions,
+  createOtlpHttpExportDelegate,
+} from "@opentelemetry/otlp-exporter-base/node-http";
+import {
+  convertLegacyOtlpGrpcOptions,
+  createOtlpGrpcExportDelegate,
+} from "@opentelemetry/otlp-grpc-exporter-base";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ExportPacket } from "../netflow/types.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
@@ -47,7 +53,10 @@ class SdkSink implements TraceSink {
   private readonly builder;
   constructor(options: SinkOptions) {
     this.tracing = createTracing(options);
-    this.builder = new SpanBuilder(this.tracing.provider.getTracer(options.scopeName, options.scopeVersion), options);
+    this.builder = new SpanBuilder(
+      this.tracing.provider.getTracer(options.scopeName, options.scopeVersion),
+      options,
+    );
   }
   get counters(): ExportCounters {
     return this.tracing.counters;
