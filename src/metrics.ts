@@ -1,0 +1,222 @@
+/**
+ * Self-metrics and health: the collector's counters (ingest, export, decoder state) as Prometheus text for
+ * `/metrics`, and the `/healthz` verdict.
+ *
+ * Everything reads the live counter objects, so a scrape costs a few string concatenations and no
+ * bookkeeping runs on the receive path.
+ *
+ * ```ts
+ * const metrics = new SelfMetrics({ ingest, exported: tracing.counters, decoder: decoder.templates.stats,
+ *   queueDepth: tracing.queueDepth, queueCapacity: 65_536 });
+ * const health = new HealthTracker(tracing.counters, () => receiveLoopRunning);
+ * await startHttpServer(host, port, { metrics: () => metrics.prometheus(), healthy: () => health.healthy() });
+ * ```
+ */
+import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+
+/** The ingest counters of src/app.ts (structurally; this module does not import the app). */
+export interface IngestCountersView {
+  datagrams: number;
+  bytes: number;
+  flows: number;
+  rejected: number;
+  errors: Record<string, number>;
+  sequenceLost: number;
+}
+
+/** The export counters of src/traces/tracer.ts (structurally). */
+export interface ExportCountersView {
+  spansQueued: number;
+  spansDropped: number;
+  spansExported: number;
+  spansFailed: number;
+  exportFailures: number;
+}
+
+export interface MetricsSources {
+  ingest: IngestCountersView;
+  exported: ExportCountersView;
+  decoder: TemplateDecoderStats;
+  /** Spans waiting in the export queue now. */
+  queueDepth: () => number;
+  /** OTEL_BSP_MAX_QUEUE_SIZE. */
+  queueCapacity: number;
+  /** Seconds the exporter has been failing without a success in between (0 when it is not failing). */
+  exportFailingSeconds?: () => number;
+  /** 1 when healthy, 0 otherwise. */
+  healthy?: () => boolean;
+}
+
+/** One metric: name (without the prefix), type, help, and how to read it. */
+export interface MetricDef {
+  name: string;
+  type: "counter" | "gauge";
+  help: string;
+  /** A single value, or values by label value (for `label`). */
+  read: (s: MetricsSources) => number | Record<string, number>;
+  label?: string;
+}
+
+export const METRIC_PREFIX = "netflow2traces_";
+
+/** Every metric `/metrics` serves, in order. The README's list is written from this table. */
+export const METRICS: readonly MetricDef[] = [
+  m("datagrams_total", "counter", "UDP datagrams accepted for decoding", (s) => s.ingest.datagrams),
+  m("bytes_total", "counter", "bytes of accepted datagrams", (s) => s.ingest.bytes),
+  m("flows_total", "counter", "flow records decoded", (s) => s.ingest.flows),
+  m(
+    "datagrams_rejected_total",
+    "counter",
+    "datagrams dropped before decoding: source outside NETFLOW_ALLOWED_EXPORTERS",
+    (s) => s.ingest.rejected,
+  ),
+  {
+    name: "decode_errors_total",
+    type: "counter",
+    help: "datagrams (or held data sets) that could not be decoded, by kind",
+    read: (s) => s.ingest.errors,
+    label: "kind",
+  },
+  m(
+    "sequence_lost_total",
+    "counter",
+    "records (v5, IPFIX) or packets (v9) missing according to exporters' sequence numbers",
+    (s) => s.ingest.sequenceLost,
+  ),
+  m("templates", "gauge", "v9/IPFIX templates and options templates cached", (s) => s.decoder.templates),
+  m("exporters", "gauge", "exporters with decoder state (templates, sequence)", (s) => s.decoder.exporters),
+  m("templates_received_total", "counter", "template records received", (s) => s.decoder.templatesReceived),
+  m(
+    "template_evictions_total",
+    "counter",
+    "templates evicted by the per-exporter bound",
+    (s) => s.decoder.templateEvictions,
+  ),
+  m(
+    "exporter_evictions_total",
+    "counter",
+    "exporters evicted with their templates by the exporter or total-template bounds",
+    (s) => s.decoder.exporterEvictions,
+  ),
+  m(
+    "domain_evictions_total",
+    "counter",
+    "source ids / observation domains evicted by the per-exporter bound",
+    (s) => s.decoder.domainEvictions,
+  ),
+  m("pending_sets", "gauge", "data sets held waiting for their template", (s) => s.decoder.pendingSets),
+  m("pending_bytes", "gauge", "bytes held waiting for templates", (s) => s.decoder.pendingBytes),
+  m(
+    "pending_released_total",
+    "counter",
+    "held data sets decoded after their template arrived",
+    (s) => s.decoder.pendingReleased,
+  ),
+  m(
+    "pending_dropped_total",
+    "counter",
+    "held data sets dropped: template never came, or the holding buffer was full",
+    (s) => s.decoder.pendingDropped,
+  ),
+  m("spans_queued_total", "counter", "spans accepted into the export queue", (s) => s.exported.spansQueued),
+  m(
+    "spans_dropped_total",
+    "counter",
+    "spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full",
+    (s) => s.exported.spansDropped,
+  ),
+  m("spans_exported_total", "counter", "spans the OTLP endpoint accepted", (s) => s.exported.spansExported),
+  m(
+    "spans_failed_total",
+    "counter",
+    "spans in export requests that failed after the exporter's retries",
+    (s) => s.exported.spansFailed,
+  ),
+  m("export_failures_total", "counter", "failed export requests", (s) => s.exported.exportFailures),
+  m("export_queue_spans", "gauge", "spans waiting in the export queue", (s) => s.queueDepth()),
+  m(
+    "export_queue_capacity_spans",
+    "gauge",
+    "export queue size (OTEL_BSP_MAX_QUEUE_SIZE)",
+    (s) => s.queueCapacity,
+  ),
+  m(
+    "export_failing_seconds",
+    "gauge",
+    "seconds since export requests started failing without a success (0: exporting fine)",
+    (s) => s.exportFailingSeconds?.() ?? 0,
+  ),
+  m("healthy", "gauge", "1 when /healthz answers ok, else 0", (s) => (s.healthy?.() ?? true) ? 1 : 0),
+];
+
+function m(name: string, type: MetricDef["type"], help: string, read: MetricDef["read"]): MetricDef {
+  return { name, type, help, read };
+}
+
+/** Label values: backslash, double quote and newline escaped (exposition format 0.0.4). */
+function labelValue(v: string): string {
+  return v.replace(/\\/g, "\\\\").replace(/"/g, '\\"').replace(/\n/g, "\\n");
+}
+
+/** Prometheus text exposition format 0.0.4, with HELP and TYPE lines. */
+export function prometheusText(sources: MetricsSources): string {
+  let out = "";
+  for (const def of METRICS) {
+    const name = METRIC_PREFIX + def.name;
+    out += `# HELP ${name} ${def.help}\n# TYPE ${name} ${def.type}\n`;
+    const value = def.read(sources);
+    if (typeof value === "number") {
+      out += `${name} ${value}\n`;
+    } else {
+      for (const [k, v] of Object.entries(value).sort(([a], [b]) => a.localeCompare(b))) {
+        out += `${name}{${def.label}="${labelValue(k)}"} ${v}\n`;
+      }
+    }
+  }
+  return out;
+}
+
+/** `/healthz` turns unhealthy once exports have failed for this long without a success in between. */
+export const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
+
+/**
+ * The health verdict: healthy while the receive loop runs and the exporter has not been failing for more
+ * than {@link HEALTH_EXPORT_FAILING_MS} (5 minutes: long enough to ride out a backend restart, short enough
+ * for an orchestrator to notice a collector whose backend is gone or whose credentials are wrong).
+ *
+ * It samples the export counters (on every call to {@link sample}, {@link healthy} or
+ * {@link failingSeconds}): a new failure with no new success starts the failing clock, any new success
+ * stops it.
+ */
+export class HealthTracker {
+  private lastFailures: number;
+  private lastExported: number;
+  private failingSince: number | undefined;
+
+  constructor(
+    private readonly exported: ExportCountersView,
+    private readonly receiving: () => boolean,
+    private readonly limitMs = HEALTH_EXPORT_FAILING_MS,
+    private readonly now: () => number = Date.now,
+  ) {
+    this.lastFailures = exported.exportFailures;
+    this.lastExported = exported.spansExported;
+  }
+
+  sample(): void {
+    const { exportFailures, spansExported } = this.exported;
+    if (spansExported !== this.lastExported) this.failingSince = undefined;
+    else if (exportFailures !== this.lastFailures) this.failingSince ??= this.now();
+    this.lastExported = spansExported;
+    this.lastFailures = exportFailures;
+  }
+
+  failingSeconds(): number {
+    this.sample();
+    return this.failingSince === undefined ? 0 : Math.max(0, (this.now() - this.failingSince) / 1000);
+  }
+
+  healthy(): boolean {
+    return this.receiving() && this.failingSeconds() * 1000 <= this.limitMs;
+  }
+}

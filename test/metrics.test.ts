@@ -1,0 +1,161 @@
+/**
+ * Self-metrics and health: the Prometheus text of src/metrics.ts, the health verdict, and both end to end
+ * through the collector process (NETFLOW_HTTP_LISTEN) together with the `healthcheck` subcommand.
+ */
+import assert from "node:assert/strict";
+import { HealthTracker, METRICS, type MetricsSources, prometheusText } from "../src/metrics.ts";
+import { DEFAULT_TEMPLATE_DECODER_OPTIONS, TemplateDecoder } from "../src/netflow/template_decoder.ts";
+import { encodeV5 } from "../src/tools/encode.ts";
+import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
+import { startOtlpReceiver } from "./support/otlp_receiver.ts";
+
+function sources(): MetricsSources {
+  return {
+    ingest: {
+      datagrams: 3,
+      bytes: 300,
+      flows: 7,
+      rejected: 2,
+      errors: { truncated: 1, 'we"ird\n': 4 },
+      sequenceLost: 5,
+    },
+    exported: { spansQueued: 9, spansDropped: 1, spansExported: 8, spansFailed: 0, exportFailures: 0 },
+    decoder: new TemplateDecoder(DEFAULT_TEMPLATE_DECODER_OPTIONS).stats,
+    queueDepth: () => 1,
+    queueCapacity: 2048,
+  };
+}
+
+/** `name{labels}` → value, from Prometheus text. */
+export function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+Deno.test("metrics: Prometheus text with HELP/TYPE for every metric, errors labelled by kind", () => {
+  const text = prometheusText(sources());
+  const values = parseMetrics(text);
+  for (const def of METRICS) {
+    const name = `netflow2traces_${def.name}`;
+    assert.match(text, new RegExp(`^# HELP ${name} \\S.*\\n# TYPE ${name} ${def.type}$`, "m"));
+    if (def.type === "counter") assert.ok(name.endsWith("_total"), name);
+  }
+  assert.equal(values.get("netflow2traces_datagrams_total"), 3);
+  assert.equal(values.get("netflow2traces_bytes_total"), 300);
+  assert.equal(values.get("netflow2traces_flows_total"), 7);
+  assert.equal(values.get("netflow2traces_datagrams_rejected_total"), 2);
+  assert.equal(values.get('netflow2traces_decode_errors_total{kind="truncated"}'), 1);
+  assert.equal(values.get('netflow2traces_decode_errors_total{kind="we\\"ird\\n"}'), 4);
+  assert.equal(values.get("netflow2traces_sequence_lost_total"), 5);
+  assert.equal(values.get("netflow2traces_spans_dropped_total"), 1);
+  assert.equal(values.get("netflow2traces_export_queue_spans"), 1);
+  assert.equal(values.get("netflow2traces_export_queue_capacity_spans"), 2048);
+  assert.equal(values.get("netflow2traces_templates"), 0);
+  assert.equal(values.get("netflow2traces_healthy"), 1);
+  assert.ok(text.endsWith("\n"));
+});
+
+Deno.test("health: unhealthy after exports fail for longer than the limit, healthy again on success", () => {
+  let now = 0;
+  let receiving = true;
+  const exported = { spansQueued: 0, spansDropped: 0, spansExported: 0, spansFailed: 0, exportFailures: 0 };
+  const health = new HealthTracker(exported, () => receiving, 60_000, () => now);
+  assert.equal(health.healthy(), true);
+  exported.exportFailures++;
+  now = 1_000;
+  health.sample(); // failing from 1 s
+  now = 60_000;
+  exported.exportFailures++;
+  assert.equal(health.healthy(), true);
+  assert.equal(health.failingSeconds(), 59);
+  now = 61_001;
+  assert.equal(health.healthy(), false);
+  exported.spansExported += 10; // one success resets the clock
+  assert.equal(health.healthy(), true);
+  assert.equal(health.failingSeconds(), 0);
+  receiving = false;
+  assert.equal(health.healthy(), false);
+});
+
+function freeTcpPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+async function healthcheck(target: string): Promise<{ code: number; out: string }> {
+  const [cmd, ...args] = collectorCommand(["healthcheck", target]);
+  const r = await new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
+  const t = new TextDecoder();
+  return { code: r.code, out: t.decode(r.stdout) + t.decode(r.stderr) };
+}
+
+Deno.test("metrics end to end: /metrics and /healthz of the collector process, and `healthcheck`", async () => {
+  const receiver = await startOtlpReceiver({ protocol: "http" });
+  const httpPort = freeTcpPort();
+  const collector = await startCollectorProcess({
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+  });
+  try {
+    assert.match(collector.stderr(), new RegExp(`http://127\\.0\\.0\\.1:${httpPort}`));
+    const v5 = encodeV5({ sysUptimeMs: 10_000, exportTimeMs: Date.now() }, [
+      { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 5000, dstPort: 443, protocol: 6 },
+      { srcAddr: "10.0.0.3", dstAddr: "10.0.0.4", srcPort: 5001, dstPort: 53, protocol: 17 },
+    ]);
+    await sendDatagrams(collector.port, [v5, v5, new Uint8Array([0, 42, 0, 0]), new Uint8Array([0, 5, 0])]);
+    await receiver.waitForSpans(2 * 4 + 2 * 2);
+    const base = `http://127.0.0.1:${httpPort}`;
+    let values = new Map<string, number>();
+    for (let i = 0; i < 50; i++) { // exported counters are updated when the response arrives
+      const res = await fetch(`${base}/metrics`);
+      assert.equal(res.status, 200);
+      assert.match(res.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      values = parseMetrics(await res.text());
+      if (values.get("netflow2traces_spans_exported_total") === 12) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    assert.equal(values.get("netflow2traces_datagrams_total"), 4);
+    assert.equal(values.get("netflow2traces_bytes_total"), 2 * (24 + 2 * 48) + 4 + 3);
+    assert.equal(values.get("netflow2traces_flows_total"), 4);
+    assert.equal(values.get('netflow2traces_decode_errors_total{kind="unknown_version"}'), 1);
+    assert.equal(values.get('netflow2traces_decode_errors_total{kind="truncated"}'), 1);
+    assert.equal(values.get("netflow2traces_spans_exported_total"), 12);
+    assert.equal(values.get("netflow2traces_spans_dropped_total"), 0);
+    assert.equal(values.get("netflow2traces_healthy"), 1);
+    assert.equal(values.get("netflow2traces_templates"), 0);
+    const hz = await fetch(`${base}/healthz`);
+    assert.equal(hz.status, 200);
+    assert.equal(await hz.text(), "ok\n");
+    const ok = await healthcheck(`127.0.0.1:${httpPort}`);
+    assert.equal(ok.code, 0, ok.out);
+  } finally {
+    assert.equal(await collector.stop(), 0);
+    await receiver.close();
+  }
+  // The listener closes with the collector.
+  const gone = await healthcheck(`127.0.0.1:${httpPort}`);
+  assert.equal(gone.code, 1, gone.out);
+});
+
+Deno.test("metrics end to end: an HTTP listen port in use is one clear line and exit code 1", async () => {
+  const busy = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const collector = await startCollectorProcess({
+      OTEL_TRACES_EXPORTER: "none",
+      NETFLOW_HTTP_LISTEN: `127.0.0.1:${(busy.addr as Deno.NetAddr).port}`,
+    }, { waitForListening: false });
+    assert.equal(await collector.exited, 1);
+    assert.match(collector.stderr(), /cannot listen on http 127\.0\.0\.1:\d+: address already in use/);
+  } finally {
+    busy.close();
+  }
+});
