@@ -444,3 +444,13 @@ Deno.test("send CLI: --help, and invalid flags exit 2 with one line", async () =
     assert.match(new TextDecoder().decode(out.stderr), message);
   }
 });
+
+Deno.test("send CLI: nothing listening is not an error (exporters keep sending)", async () => {
+  const probe = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const port = (probe.addr as Deno.NetAddr).port;
+  probe.close();
+  const out = await sendCommand(["--port", String(port), "--version", "5", "--count", "20", "--rate", "0"])
+    .output();
+  assert.equal(out.code, 0, new TextDecoder().decode(out.stderr));
+  assert.match(new TextDecoder().decode(out.stdout), /^sent 20 datagrams, 600 flows/);
+});

@@ -171,12 +171,19 @@ export async function runSend(args: string[]): Promise<number> {
     return 1;
   }
   const socket = dgram.createSocket(family === 6 ? "udp6" : "udp4");
+  // Nothing listening yet (ICMP port unreachable) is normal for an exporter: count it and go on, as routers
+  // do. Any other error stops the sender.
   let sendError: Error | undefined;
-  socket.on("error", (err) => (sendError ??= err));
+  let refused = 0;
+  const onError = (err: Error) => {
+    if ((err as { code?: string }).code === "ECONNREFUSED") refused++;
+    else sendError ??= err;
+  };
+  socket.on("error", onError);
   const send = (payload: Uint8Array) =>
     new Promise<void>((resolve) => {
       socket.send(payload, o.port, address, (err) => {
-        if (err) sendError ??= err;
+        if (err) onError(err);
         resolve();
       });
     });
@@ -220,7 +227,8 @@ export async function runSend(args: string[]): Promise<number> {
   process.stdout.write(
     `sent ${datagrams} datagrams, ${flows} flows, ${bytes} bytes (${name}, ${o.exporters} exporter` +
       `${o.exporters === 1 ? "" : "s"}) to ${target} in ${seconds.toFixed(2)} s` +
-      ` (${(datagrams / Math.max(seconds, 1e-9)).toFixed(1)} datagrams/s, seed ${o.seed})\n`,
+      ` (${(datagrams / Math.max(seconds, 1e-9)).toFixed(1)} datagrams/s, seed ${o.seed})` +
+      (refused > 0 ? `; ${refused} refused (nothing listening on the port)` : "") + "\n",
   );
   if (sendError) {
     process.stderr.write(`netflow2traces send: ${sendError.message}\n`);
