@@ -27,7 +27,7 @@ function sources(): MetricsSources {
 }
 
 /** `name{labels}` → value, from Prometheus text. */
-export function parseMetrics(text: string): Map<string, number> {
+function parseMetrics(text: string): Map<string, number> {
   const out = new Map<string, number>();
   for (const line of text.split("\n")) {
     if (!line || line.startsWith("#")) continue;
