@@ -378,7 +378,7 @@ Deno.test("send CLI: --count datagrams at no more than --rate, all decodable, wi
   let flows = 0, v6 = 0;
   for (const d of rx.received) {
     for (const p of decoder.decode(d, "127.0.0.1", 1, Date.now())) {
-      assert.equal(p.error, undefined, p.error?.message);
+      assert.equal(p.error, undefined, p.error?.message ?? "");
       assert.equal(p.sequenceLost, undefined);
       domains.add(p.observationDomainId!);
       flows += p.flows.length;
