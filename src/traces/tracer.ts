@@ -12,7 +12,8 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { OTLPTraceExporter as HttpTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
 import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { credentials, Metadata } from "@grpc/grpc-js";
+import { type ChannelCredentials, credentials, Metadata } from "@grpc/grpc-js";
+import { isIP } from "node:net";
 import { CompressionAlgorithm, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
 import type { OTLPGRPCExporterConfigNode } from "@opentelemetry/otlp-grpc-exporter-base";
 import { readFileSync } from "node:fs";
@@ -115,11 +116,24 @@ function createExporter(options: TracingOptions): SpanExporter {
 
 /** The OTLP/HTTP exporter settings (endpoint, headers, timeout, compression, TLS) from our options. */
 export function httpExporterConfig(options: TracingOptions): OTLPExporterNodeConfigBase {
+  // TLS for https:// endpoints: custom CA and client certificate (mTLS). The SDK's agent factory drops
+  // ca/cert/key for http:// itself. OTEL_EXPORTER_OTLP_INSECURE concerns gRPC only (as in the OTLP spec):
+  // an https:// endpoint is always verified.
+  const read = (path?: string) => (path ? readFileSync(path) : undefined);
+  const ca = read(options.certificateFile);
+  const cert = read(options.clientCertificateFile);
+  const key = read(options.clientKeyFile);
   return {
     url: options.endpoint,
     headers: options.headers,
     timeoutMillis: options.timeoutMs,
     compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
+    httpAgentOptions: {
+      keepAlive: true,
+      ...(ca ? { ca } : {}),
+      ...(cert ? { cert } : {}),
+      ...(key ? { key } : {}),
+    },
   };
 }
 
@@ -135,13 +149,33 @@ export function grpcExporterConfig(options: TracingOptions): OTLPGRPCExporterCon
     timeoutMillis: options.timeoutMs,
     compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
     credentials: secure
-      ? credentials.createSsl(
+      ? withoutIpServername(credentials.createSsl(
         read(options.certificateFile),
         read(options.clientKeyFile),
         read(options.clientCertificateFile),
-      )
+      ))
       : credentials.createInsecure(),
   };
+}
+
+/**
+ * grpc-js sends the endpoint's host as TLS SNI even when it is an IP address; Node tolerates that, Deno's
+ * node:tls refuses it ("options.servername must not be an IP address") and every export to
+ * `https://10.0.0.5:4317` would fail. SNI carries host names only (RFC 6066 §3), so drop it for IP literals;
+ * the certificate is still verified against the IP (tls.connect falls back to `host`).
+ */
+function withoutIpServername(creds: ChannelCredentials): ChannelCredentials {
+  type Connector = { connectionOptions?: { servername?: string } };
+  const internal = creds as unknown as { _createSecureConnector?: (...args: unknown[]) => Connector };
+  const create = internal._createSecureConnector;
+  if (typeof create !== "function") return creds;
+  internal._createSecureConnector = (...args: unknown[]) => {
+    const connector = create.apply(creds, args);
+    const options = connector?.connectionOptions;
+    if (options?.servername && isIP(options.servername)) delete options.servername;
+    return connector;
+  };
+  return creds;
 }
 
 /** Counts what the exporter delivered and what it failed to deliver. */

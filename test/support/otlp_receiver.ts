@@ -12,6 +12,7 @@
  */
 import http from "node:http";
 import http2 from "node:http2";
+import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
@@ -336,6 +337,19 @@ export interface ReceiverOptions {
   port?: number;
   /** Start in failing mode: every export request is rejected (see {@link Receiver.setFailing}). */
   failWith?: FailWith | boolean;
+  /** Serve over TLS (https:// endpoint): PEM key and certificate; `ca` + `requestCert` for mutual TLS. */
+  tls?: ReceiverTls;
+  /** Wait this long before answering each export request (a slow backend); see {@link Receiver.setDelay}. */
+  delayMs?: number;
+}
+
+export interface ReceiverTls {
+  key: string | Uint8Array;
+  cert: string | Uint8Array;
+  /** CA certificates that client certificates must chain to. */
+  ca?: string | Uint8Array;
+  /** Ask for a client certificate and refuse connections without a valid one. */
+  requestCert?: boolean;
 }
 
 export interface Receiver {
@@ -357,6 +371,8 @@ export interface Receiver {
   waitForSpans(n: number, timeoutMs?: number): Promise<DecodedSpan[]>;
   /** Rejects (true / custom answer) or accepts (false) every following export request. */
   setFailing(failing: boolean | FailWith): void;
+  /** Delays every following answer by `ms` (0: answer at once). */
+  setDelay(ms: number): void;
   /** Forgets the spans received so far (counters stay). */
   clear(): void;
   close(): Promise<void>;
@@ -369,6 +385,12 @@ interface State {
   headers: Record<string, string>;
   failing: FailWith | undefined;
   waiters: Set<() => void>;
+  delayMs: number;
+}
+
+function later(state: State, fn: () => void): void {
+  if (state.delayMs > 0) setTimeout(fn, state.delayMs);
+  else fn();
 }
 
 function flattenHeaders(h: Record<string, string | string[] | undefined>): Record<string, string> {
@@ -408,11 +430,12 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     headers: {},
     failing: failingFrom(options.failWith),
     waiters: new Set(),
+    delayMs: options.delayMs ?? 0,
   };
   const { port, close } = options.protocol === "http"
-    ? await startHttp(state, options.port ?? 0)
-    : await startGrpc(state, options.port ?? 0);
-  const url = `http://127.0.0.1:${port}`;
+    ? await startHttp(state, options.port ?? 0, options.tls)
+    : await startGrpc(state, options.port ?? 0, options.tls);
+  const url = `${options.tls ? "https" : "http"}://127.0.0.1:${port}`;
   let closed: Promise<void> | undefined;
   return {
     protocol: options.protocol,
@@ -456,6 +479,9 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     setFailing(failing) {
       state.failing = failingFrom(failing);
     },
+    setDelay(ms) {
+      state.delayMs = ms;
+    },
     clear() {
       state.spans.length = 0;
     },
@@ -465,37 +491,55 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
   };
 }
 
-async function startHttp(state: State, port: number): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = http.createServer((req, res) => {
+function tlsServerOptions(tls: ReceiverTls) {
+  const pem = (v: string | Uint8Array) => (typeof v === "string" ? v : Buffer.from(v));
+  return {
+    key: pem(tls.key),
+    cert: pem(tls.cert),
+    ...(tls.ca ? { ca: pem(tls.ca) } : {}),
+    requestCert: tls.requestCert ?? false,
+    rejectUnauthorized: tls.requestCert ?? false,
+  };
+}
+
+async function startHttp(
+  state: State,
+  port: number,
+  tls?: ReceiverTls,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () => {
-      if (req.method !== "POST" || req.url !== "/v1/traces") {
-        res.writeHead(404).end();
-        return;
-      }
-      state.requests++;
-      state.headers = flattenHeaders(req.headers);
-      if (state.failing) {
-        state.rejected++;
-        res.writeHead(state.failing.httpStatus ?? 503, { "content-type": "text/plain" });
-        res.end(state.failing.message ?? "unavailable");
-        return;
-      }
-      if (!String(req.headers["content-type"] ?? "").startsWith("application/x-protobuf")) {
-        res.writeHead(415).end();
-        return;
-      }
-      try {
-        accept(state, inflate(Buffer.concat(chunks), req.headers["content-encoding"]));
-      } catch (e) {
-        res.writeHead(400, { "content-type": "text/plain" }).end(String(e));
-        return;
-      }
-      // An empty ExportTraceServiceResponse is zero bytes.
-      res.writeHead(200, { "content-type": "application/x-protobuf", "content-length": "0" }).end();
-    });
-  });
+    req.on("end", () =>
+      later(state, () => {
+        if (res.destroyed || req.socket.destroyed) return; // the client gave up (timeout) while we waited
+        if (req.method !== "POST" || req.url !== "/v1/traces") {
+          res.writeHead(404).end();
+          return;
+        }
+        state.requests++;
+        state.headers = flattenHeaders(req.headers);
+        if (state.failing) {
+          state.rejected++;
+          res.writeHead(state.failing.httpStatus ?? 503, { "content-type": "text/plain" });
+          res.end(state.failing.message ?? "unavailable");
+          return;
+        }
+        if (!String(req.headers["content-type"] ?? "").startsWith("application/x-protobuf")) {
+          res.writeHead(415).end();
+          return;
+        }
+        try {
+          accept(state, inflate(Buffer.concat(chunks), req.headers["content-encoding"]));
+        } catch (e) {
+          res.writeHead(400, { "content-type": "text/plain" }).end(String(e));
+          return;
+        }
+        // An empty ExportTraceServiceResponse is zero bytes.
+        res.writeHead(200, { "content-type": "application/x-protobuf", "content-length": "0" }).end();
+      }));
+  };
+  const server = tls ? https.createServer(tlsServerOptions(tls), handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
     server.listen(port, "127.0.0.1", () => resolve());
@@ -526,8 +570,12 @@ function grpcMessages(body: Uint8Array, encoding: string | undefined): Uint8Arra
   return out;
 }
 
-async function startGrpc(state: State, port: number): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = http2.createServer();
+async function startGrpc(
+  state: State,
+  port: number,
+  tls?: ReceiverTls,
+): Promise<{ port: number; close: () => Promise<void> }> {
+  const server = tls ? http2.createSecureServer(tlsServerOptions(tls)) : http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
   server.on("session", (s) => {
     sessions.add(s);
@@ -536,32 +584,34 @@ async function startGrpc(state: State, port: number): Promise<{ port: number; cl
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("end", () => {
-      const trailersOnly = (status: number, message: string) =>
-        stream.respond({
-          ":status": 200,
-          "content-type": "application/grpc",
-          "grpc-status": String(status),
-          "grpc-message": encodeURIComponent(message),
-        }, { endStream: true });
-      if (headers[":path"] !== GRPC_TRACE_EXPORT_PATH) return trailersOnly(12, "unimplemented");
-      state.requests++;
-      state.headers = flattenHeaders(headers);
-      if (state.failing) {
-        state.rejected++;
-        return trailersOnly(state.failing.grpcStatus ?? 14, state.failing.message ?? "unavailable");
-      }
-      try {
-        const encoding = headers["grpc-encoding"] as string | undefined;
-        for (const msg of grpcMessages(Buffer.concat(chunks), encoding)) accept(state, msg);
-      } catch (e) {
-        return trailersOnly(13, String(e));
-      }
-      stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-      stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-      // One uncompressed, empty ExportTraceServiceResponse.
-      stream.end(new Uint8Array(5));
-    });
+    stream.on("end", () =>
+      later(state, () => {
+        if (stream.destroyed || stream.closed) return; // the client gave up (deadline) while we waited
+        const trailersOnly = (status: number, message: string) =>
+          stream.respond({
+            ":status": 200,
+            "content-type": "application/grpc",
+            "grpc-status": String(status),
+            "grpc-message": encodeURIComponent(message),
+          }, { endStream: true });
+        if (headers[":path"] !== GRPC_TRACE_EXPORT_PATH) return trailersOnly(12, "unimplemented");
+        state.requests++;
+        state.headers = flattenHeaders(headers);
+        if (state.failing) {
+          state.rejected++;
+          return trailersOnly(state.failing.grpcStatus ?? 14, state.failing.message ?? "unavailable");
+        }
+        try {
+          const encoding = headers["grpc-encoding"] as string | undefined;
+          for (const msg of grpcMessages(Buffer.concat(chunks), encoding)) accept(state, msg);
+        } catch (e) {
+          return trailersOnly(13, String(e));
+        }
+        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+        // One uncompressed, empty ExportTraceServiceResponse.
+        stream.end(new Uint8Array(5));
+      }));
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
