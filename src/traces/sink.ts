@@ -26,6 +26,7 @@ import {
   grpcExporterConfig,
   httpExporterConfig,
   type TracingOptions,
+  withGrpcRetries,
 } from "./tracer.ts";
 
 export interface TraceSink {
@@ -190,13 +191,16 @@ function createDelegate(options: TracingOptions) {
       undefined,
     );
   }
-  return createOtlpGrpcExportDelegate(
-    convertLegacyOtlpGrpcOptions(grpcExporterConfig(options), "TRACES"),
-    serializer,
-    "otlp_grpc_span_exporter",
-    metricsHelper,
-    undefined,
-    "TraceExportService",
-    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+  return withGrpcRetries(
+    createOtlpGrpcExportDelegate(
+      convertLegacyOtlpGrpcOptions(grpcExporterConfig(options), "TRACES"),
+      serializer,
+      "otlp_grpc_span_exporter",
+      metricsHelper,
+      undefined,
+      "TraceExportService",
+      "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+    ),
+    options.timeoutMs,
   );
 }

@@ -14,7 +14,11 @@ import { OTLPTraceExporter as HttpTraceExporter } from "@opentelemetry/exporter-
 import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
 import { type ChannelCredentials, credentials, Metadata } from "@grpc/grpc-js";
 import { isIP } from "node:net";
-import { CompressionAlgorithm, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
+import {
+  CompressionAlgorithm,
+  type IOtlpExportDelegate,
+  type OTLPExporterNodeConfigBase,
+} from "@opentelemetry/otlp-exporter-base";
 import type { OTLPGRPCExporterConfigNode } from "@opentelemetry/otlp-grpc-exporter-base";
 import { readFileSync } from "node:fs";
 import process from "node:process";
@@ -176,6 +180,46 @@ function withoutIpServername(creds: ChannelCredentials): ChannelCredentials {
     return connector;
   };
   return creds;
+}
+
+/** gRPC status codes the OTLP specification calls retryable (RESOURCE_EXHAUSTED only with RetryInfo: not here). */
+const RETRYABLE_GRPC_CODES = new Set([1, 4, 10, 11, 14, 15]);
+const RETRY_INITIAL_MS = 1_000, RETRY_MAX_MS = 5_000, RETRY_MULTIPLIER = 1.5;
+
+/**
+ * Retries gRPC exports that failed with a retryable status (UNAVAILABLE, DEADLINE_EXCEEDED, …) with
+ * exponential backoff (1 s × 1.5, at most 5 s, ±20 % jitter) until `timeoutMs` after the first attempt, as
+ * the SDK does for HTTP. The SDK's gRPC transport (0.223.1) reports every error as final, so without this an
+ * export made while the channel reconnects after an outage fails at once and its spans are lost.
+ */
+export function withGrpcRetries<T>(
+  delegate: IOtlpExportDelegate<T>,
+  timeoutMs: number,
+): IOtlpExportDelegate<T> {
+  return {
+    export(batch, done) {
+      const deadline = Date.now() + timeoutMs;
+      let backoff = RETRY_INITIAL_MS;
+      const attempt = () =>
+        delegate.export(batch, (result) => {
+          const code = (result.error as { code?: unknown } | undefined)?.code;
+          const wait = Math.min(backoff, RETRY_MAX_MS) * (0.8 + 0.4 * Math.random());
+          if (
+            result.code === ExportResultCode.SUCCESS || typeof code !== "number" ||
+            !RETRYABLE_GRPC_CODES.has(code) ||
+            Date.now() + wait >= deadline
+          ) {
+            return done(result);
+          }
+          backoff *= RETRY_MULTIPLIER;
+          setTimeout(attempt, wait);
+        });
+      attempt();
+    },
+    forceFlush: () => delegate.forceFlush(),
+    shutdown: () => delegate.shutdown(),
+    setMetrics: (metrics) => delegate.setMetrics(metrics),
+  };
 }
 
 /** Counts what the exporter delivered and what it failed to deliver. */

@@ -1,0 +1,213 @@
+/**
+ * OTLP outages end to end: the real collector process and a real receiver (HTTP and gRPC), through four
+ * outages in one run: endpoint down at start (the receiver starts later on the same port), 503 /
+ * UNAVAILABLE for a while, receiver stopped and restarted, and a slow receiver (answers after the export
+ * timeout). Throughout, the collector keeps receiving, holds at most OTEL_BSP_MAX_QUEUE_SIZE spans, counts
+ * what it dropped (queue full) and what failed (after retries), and recovers by itself: the datagrams sent
+ * after each outage arrive complete. At shutdown the books balance:
+ * spans built = exported + failed + dropped, and exported = what the receivers got.
+ */
+import assert from "node:assert/strict";
+import { encodeV5 } from "../src/tools/encode.ts";
+import { sendDatagrams, startCollectorProcess } from "./support/collector.ts";
+import { type DecodedSpan, type Receiver, startOtlpReceiver } from "./support/otlp_receiver.ts";
+
+const FLOWS = 4;
+const SPANS_PER_DATAGRAM = FLOWS + 2;
+const QUEUE = 60;
+
+/** `FLOWS` flows whose source addresses name the phase: 10.<phase>.<datagram>.<flow>. */
+function datagram(phase: number, n: number): Uint8Array {
+  return encodeV5(
+    { sysUptimeMs: 100_000, exportTimeMs: Date.now() },
+    Array.from({ length: FLOWS }, (_, i) => ({
+      srcAddr: `10.${phase}.${n}.${i + 1}`,
+      dstAddr: "192.168.0.1",
+      srcPort: 40_000 + i,
+      dstPort: 443,
+      protocol: 6,
+      firstSwitched: 90_000,
+      lastSwitched: 99_000,
+    })),
+  );
+}
+
+function freeTcpPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+function parseMetrics(text: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of text.split("\n")) {
+    if (!line || line.startsWith("#")) continue;
+    const i = line.lastIndexOf(" ");
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+for (const protocol of ["http", "grpc"] as const) {
+  Deno.test({
+    name:
+      `outage (${protocol}): down at start, 503/UNAVAILABLE, stopped and restarted, slow; recovers each time`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const otlpPort = freeTcpPort();
+      const httpPort = freeTcpPort();
+      const collector = await startCollectorProcess({
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${otlpPort}`,
+        OTEL_EXPORTER_OTLP_PROTOCOL: protocol === "http" ? "http/protobuf" : "grpc",
+        OTEL_EXPORTER_OTLP_TIMEOUT: "1500",
+        OTEL_BSP_SCHEDULE_DELAY: "100",
+        OTEL_BSP_MAX_QUEUE_SIZE: String(QUEUE),
+        OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "30",
+        NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+      });
+      const receivers: Receiver[] = [];
+      const allSpans = () => receivers.flatMap((r) => r.spans);
+      let sent = 0, maxQueue = 0;
+      const metrics = async () => {
+        const m = parseMetrics(await (await fetch(`http://127.0.0.1:${httpPort}/metrics`)).text());
+        maxQueue = Math.max(maxQueue, m.get("netflow2traces_export_queue_spans") ?? 0);
+        return m;
+      };
+      const send = async (phase: number, count: number, first = 0) => {
+        for (let n = first; n < first + count; n++) await sendDatagrams(collector.port, [datagram(phase, n)]);
+        sent += count;
+      };
+      /** Every flow of `phase` arrives (the collector recovered by itself). */
+      const arrived = async (phase: number, count: number) => {
+        const want = new Set<string>();
+        for (let n = 0; n < count; n++) for (let i = 1; i <= FLOWS; i++) want.add(`10.${phase}.${n}.${i}`);
+        const deadline = Date.now() + 15_000;
+        for (;;) {
+          const got = new Set(
+            allSpans().filter((s) => s.name === "netflow.flow").map((s) =>
+              String(s.attributes["source.address"])
+            ),
+          );
+          const missing = [...want].filter((a) => !got.has(a));
+          if (missing.length === 0) return;
+          if (Date.now() > deadline) {
+            const m = [...(await metrics())].filter(([k]) => /spans|queue|datagrams_total/.test(k));
+            throw new Error(
+              `phase ${phase}: ${missing.length} flows never arrived; received ${allSpans().length} spans, ` +
+                `${receivers.map((r) => r.requests).join("+")} requests; ${
+                  m.map(([k, v]) => `${k}=${v}`).join(" ")
+                }`,
+            );
+          }
+          await metrics();
+          await sleep(100);
+        }
+      };
+      /**
+       * After an outage ends, probes (one datagram every 250 ms) until one arrives: the collector reconnected by
+       * itself. Returns how long that took. (gRPC reconnects on its own backoff schedule, so spans built in
+       * between may still fail; they are counted.)
+       */
+      const recovery: number[] = [];
+      const recovered = async (phase: number) => {
+        const started = Date.now();
+        const probe = phase + 100;
+        for (let n = 0;; n++) {
+          await send(probe, 1, n);
+          const seen = allSpans().some((s) =>
+            String(s.attributes["source.address"]).startsWith(`10.${probe}.`)
+          );
+          if (seen) break;
+          if (Date.now() - started > 20_000) throw new Error(`phase ${phase}: no recovery within 20 s`);
+          await sleep(250);
+        }
+        recovery.push(Date.now() - started);
+      };
+      /** The collector keeps receiving during the outage. */
+      const received = async () => {
+        for (let i = 0; i < 50 && (await metrics()).get("netflow2traces_datagrams_total") !== sent; i++) {
+          await sleep(50);
+        }
+        assert.equal((await metrics()).get("netflow2traces_datagrams_total"), sent);
+      };
+      try {
+        // 1. Endpoint down at start: more than the queue holds, so some spans are dropped.
+        await send(0, 30);
+        await received();
+        await sleep(1_000);
+        receivers.push(await startOtlpReceiver({ protocol, port: otlpPort }));
+        await recovered(1);
+        await send(1, 5);
+        await arrived(1, 5);
+
+        // 2. 503 / UNAVAILABLE for a while.
+        receivers[0].setFailing(true);
+        await send(2, 5);
+        await received();
+        await sleep(2_000);
+        receivers[0].setFailing(false);
+        await recovered(3);
+        await send(3, 5);
+        await arrived(3, 5);
+
+        // 3. Receiver stopped, then restarted on the same port.
+        await receivers[0].close();
+        await send(4, 5);
+        await received();
+        await sleep(1_500);
+        receivers.push(await startOtlpReceiver({ protocol, port: otlpPort }));
+        await recovered(5);
+        await send(5, 5);
+        await arrived(5, 5);
+
+        // 4. Slow receiver: answers after the export timeout.
+        receivers[1].setDelay(2_500);
+        await send(6, 5);
+        await received();
+        await sleep(2_000);
+        receivers[1].setDelay(0);
+        await recovered(7);
+        await send(7, 5);
+        await arrived(7, 5);
+
+        const last = await metrics();
+        assert.equal(last.get("netflow2traces_healthy"), 1);
+        assert.equal(await collector.stop(), 0);
+        const totals = collector.stderr().split("\n").find((l) => l.includes("stopped")) ?? "";
+        const num = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(totals)?.[1]);
+        const [exported, dropped, failed] = [
+          num("spans_exported"),
+          num("spans_dropped"),
+          num("spans_failed"),
+        ];
+        console.log(
+          `${protocol}: datagrams=${num("packets")} spans built=${
+            sent * SPANS_PER_DATAGRAM
+          } exported=${exported} ` +
+            `dropped=${dropped} failed=${failed} received=${allSpans().length} max queue=${maxQueue} ` +
+            `recovery ms=${recovery.join(",")}`,
+        );
+        assert.equal(num("packets"), sent);
+        assert.equal(num("flows"), sent * FLOWS);
+        assert.equal(exported + dropped + failed, sent * SPANS_PER_DATAGRAM);
+        assert.equal(allSpans().length, exported);
+        assert.ok(dropped > 0, "the queue overflowed while the endpoint was down");
+        assert.ok(failed > 0, "some exports failed after their retries");
+        assert.ok(maxQueue <= QUEUE, `queue depth ${maxQueue} > ${QUEUE}`);
+        // No duplicates: a span is delivered at most once.
+        assert.equal(new Set(allSpans().map((s: DecodedSpan) => s.spanId)).size, allSpans().length);
+      } catch (err) {
+        throw new Error(`${(err as Error).message}\ncollector log:\n${collector.stderr().slice(-3000)}`, {
+          cause: err,
+        });
+      } finally {
+        await collector.stop("SIGKILL");
+        for (const r of receivers) await r.close();
+      }
+    },
+  });
+}
