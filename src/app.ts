@@ -1,13 +1,14 @@
 /**
- * Wiring and lifecycle: socket → decoder → spans → exporter, periodic stats, template persistence, and an
- * orderly shutdown that loses nothing already received.
+ * Wiring and lifecycle. This thread owns the socket and does as little as possible per datagram (allow-list,
+ * count, copy into a batch); the pipeline Worker decodes and exports (pipeline.ts). Also: periodic stats,
+ * /metrics and /healthz, and an orderly shutdown that loses nothing already received.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { NetflowDecoder } from "./netflow/decoder.ts";
-import type { ExportPacket } from "./netflow/types.ts";
-import { createTraceSink } from "./traces/sink.ts";
+import { TemplateDecoder } from "./netflow/template_decoder.ts";
+import { pipelineSettings, type PipelineSnapshot } from "./pipeline.ts";
+import { BatchWriter, type WorkerReply, type WorkerRequest } from "./pipeline_protocol.ts";
 import type { ExportCounters } from "./traces/tracer.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
@@ -15,12 +16,8 @@ import { HealthTracker, prometheusText } from "./metrics.ts";
 
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
-/** How often data waiting for its template is checked for expiry. */
-const EXPIRE_INTERVAL_MS = 1_000;
-/** How often templates are written to NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
-const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
-/** At most one "waiting for templates" line per exporter and domain in this interval. */
-const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
+/** A partly filled batch goes to the Worker after this long, so quiet exporters are not delayed. */
+const BATCH_LINGER_MS = 2;
 
 export interface IngestCounters {
   datagrams: number;
@@ -45,19 +42,6 @@ export interface Collector {
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
   const source = await openDatagramSource(config.listenHost, config.listenPort);
-  const decoder = new NetflowDecoder({
-    unknownFields: config.unknownFields,
-    samplingDefault: config.samplingDefault,
-    samplingOverride: config.samplingOverrides.length ? (a) => config.samplingOverride(a) : undefined,
-  });
-  if (config.templateCacheFile) restoreTemplates(decoder, config.templateCacheFile, log);
-  const sink = createTraceSink({
-    ...config,
-    collectorHost: config.listenHost,
-    collectorPort: source.port,
-    scopeName: "netflow2traces",
-    scopeVersion: PRODUCT_VERSION,
-  });
   const ingest: IngestCounters = {
     datagrams: 0,
     bytes: 0,
@@ -66,38 +50,56 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     errors: {},
     sequenceLost: 0,
   };
-
-  const templateWaitLogged = new Map<string, number>();
-  const emit = (packet: ExportPacket) => {
-    ingest.flows += packet.flows.length;
-    if (packet.awaitingTemplateSets) logTemplateWait(packet);
-    if (packet.sequenceLost) ingest.sequenceLost += packet.sequenceLost;
-    if (packet.error) {
-      ingest.errors[packet.error.kind] = (ingest.errors[packet.error.kind] ?? 0) + 1;
-      if (log.enabled("DEBUG")) {
-        log.debug("bad datagram", {
-          exporter: `${packet.exporterAddress}:${packet.exporterPort}`,
-          kind: packet.error.kind,
-          error: packet.error.message,
-        });
-      }
-    }
-    sink.emit(packet);
+  // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
+  const exported: ExportCounters = {
+    spansQueued: 0,
+    spansDropped: 0,
+    spansExported: 0,
+    spansFailed: 0,
+    exportFailures: 0,
+  };
+  const decoderStats = { ...new TemplateDecoder({}).stats };
+  let queueDepth = 0;
+  const applySnapshot = (s: PipelineSnapshot) => {
+    Object.assign(ingest, s.decode);
+    Object.assign(exported, s.export);
+    Object.assign(decoderStats, s.decoder);
+    queueDepth = s.queueDepth;
   };
 
-  // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.
-  const logTemplateWait = (packet: ExportPacket) => {
-    const domain = packet.sourceId ?? packet.observationDomainId ?? 0;
-    const key = `${packet.exporterAddress}/${domain}`;
-    const now = packet.receivedAtMs;
-    if (now - (templateWaitLogged.get(key) ?? -Infinity) < TEMPLATE_WAIT_LOG_INTERVAL_MS) return;
-    if (templateWaitLogged.size > 10_000) templateWaitLogged.clear(); // bounded under spoofing
-    templateWaitLogged.set(key, now);
-    log.info("waiting for templates: data held until the exporter sends its templates", {
-      exporter: packet.exporterAddress,
-      domain,
-      held_sets: packet.awaitingTemplateSets,
-    });
+  const worker = startPipelineWorker();
+  const send = (msg: WorkerRequest, transfer: Transferable[] = []) => worker.postMessage(msg, transfer);
+  const ready = Promise.withResolvers<void>();
+  const stopped = Promise.withResolvers<void>();
+  worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+    const msg = event.data;
+    if (msg.type === "ready") ready.resolve();
+    else {
+      applySnapshot(msg.snapshot);
+      if (msg.type === "stopped") stopped.resolve();
+    }
+  };
+  worker.onerror = (event: ErrorEvent) => {
+    event.preventDefault?.();
+    const error = new Error(`pipeline worker failed: ${event.message}`);
+    ready.reject(error);
+    stopped.reject(error);
+    log.critical("pipeline worker failed", { error: event.message });
+    process.exit(1);
+  };
+  send({
+    type: "init",
+    settings: pipelineSettings(config, source.port, { name: "netflow2traces", version: PRODUCT_VERSION }),
+  });
+
+  const batch = new BatchWriter();
+  let lingering: ReturnType<typeof setTimeout> | undefined;
+  const flushBatch = () => {
+    if (lingering !== undefined) clearTimeout(lingering);
+    lingering = undefined;
+    if (batch.count === 0) return;
+    const { buffer, count } = batch.take();
+    send({ type: "batch", buffer, count }, [buffer]);
   };
 
   const allowed = config.allowedExporters;
@@ -108,50 +110,49 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     }
     ingest.datagrams++;
     ingest.bytes += data.length;
-    // The source reuses its buffer; the decoder may keep data sets that wait for a template.
-    for (const packet of decoder.decode(data.slice(), address, port, Date.now())) emit(packet);
+    const now = Date.now();
+    if (!batch.add(data, address, port, now)) {
+      flushBatch();
+      batch.add(data, address, port, now);
+    }
+    lingering ??= setTimeout(flushBatch, BATCH_LINGER_MS);
   });
 
   let receiveRunning = true;
   receiving.then(() => (receiveRunning = false), () => (receiveRunning = false));
 
   const timers: ReturnType<typeof setInterval>[] = [];
-  timers.push(setInterval(() => {
-    for (const packet of decoder.expire(Date.now())) emit(packet);
-  }, EXPIRE_INTERVAL_MS));
-  const saveTemplates = () => {
-    if (config.templateCacheFile) persistTemplates(decoder, config.templateCacheFile, log);
-  };
-  if (config.templateCacheFile) timers.push(setInterval(saveTemplates, TEMPLATE_SAVE_INTERVAL_MS));
-  const stats = new StatsReporter(ingest, sink.counters, () => sink.queueDepth());
+  const stats = new StatsReporter(ingest, exported, () => queueDepth);
   if (config.statsIntervalMs > 0) {
     timers.push(setInterval(() => log.info(stats.line()), config.statsIntervalMs));
   }
   // Self-metrics and health (NETFLOW_HTTP_LISTEN): see src/metrics.ts.
-  const health = new HealthTracker(sink.counters, () => receiveRunning);
+  const health = new HealthTracker(exported, () => receiveRunning);
   timers.push(setInterval(() => health.sample(), 1_000));
   let httpServer: HttpServer | undefined;
-  if (config.httpListen) {
-    try {
+  try {
+    await ready.promise;
+    if (config.httpListen) {
       httpServer = await startHttpServer(config.httpListen.host, config.httpListen.port, {
         metrics: () =>
           prometheusText({
             ingest,
-            exported: sink.counters,
-            decoder: decoder.templates.stats,
-            queueDepth: () => sink.queueDepth(),
+            exported,
+            decoder: decoderStats,
+            queueDepth: () => queueDepth,
             queueCapacity: config.bsp.maxQueueSize,
             exportFailingSeconds: () => health.failingSeconds(),
             healthy: () => health.healthy(),
           }),
         healthy: () => health.healthy(),
       });
-    } catch (err) {
-      for (const t of timers) clearInterval(t);
-      await source.close(0);
-      await receiving.catch(() => {});
-      throw err;
     }
+  } catch (err) {
+    for (const t of timers) clearInterval(t);
+    await source.close(0);
+    await receiving.catch(() => {});
+    worker.terminate();
+    throw err;
   }
   for (const t of timers) (t as { unref?: () => void }).unref?.();
 
@@ -167,20 +168,33 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     host: source.host,
     port: source.port,
     ingest,
-    export: sink.counters,
+    export: exported,
     stop() {
       stopping ??= (async () => {
         await source.close(SHUTDOWN_DRAIN_MS);
         await receiving.catch((err) => log.error("receive loop failed", { error: String(err) }));
         for (const t of timers) clearInterval(t);
-        saveTemplates();
-        await sink.shutdown();
+        flushBatch();
+        send({ type: "stop" });
+        await stopped.promise;
+        worker.terminate();
         await httpServer?.close();
         log.info("stopped", { totals: stats.totals() });
       })();
       return stopping;
     },
   };
+}
+
+/**
+ * Starts the pipeline Worker. Source runs (Deno, Bun) resolve it next to this file; a Bun single binary
+ * holds it as an extra entry point at its path within the project.
+ */
+function startPipelineWorker(): Worker {
+  const url = import.meta.url.includes("$bunfs")
+    ? "./src/pipeline_worker.ts"
+    : new URL("./pipeline_worker.ts", import.meta.url).href;
+  return new Worker(url, { type: "module" });
 }
 
 function formatHostPort(host: string, port: number): string {
@@ -202,9 +216,10 @@ class StatsReporter {
     const pps = (this.ingest.datagrams - this.last.datagrams) / seconds;
     const fps = (this.ingest.flows - this.last.flows) / seconds;
     this.last = { at: now, datagrams: this.ingest.datagrams, flows: this.ingest.flows };
-    return `stats packets/s=${pps.toFixed(1)} flows/s=${
-      fps.toFixed(1)
-    } ${this.totals()} queue=${this.queueDepth()}`;
+    const mem = process.memoryUsage();
+    const mb = (n: number) => Math.round(n / 1048576);
+    return `stats packets/s=${pps.toFixed(1)} flows/s=${fps.toFixed(1)} ${this.totals()} ` +
+      `queue=${this.queueDepth()} rss_mb=${mb(mem.rss)} heap_mb=${mb(mem.heapUsed)}`;
   }
 
   totals(): string {
@@ -213,34 +228,5 @@ class StatsReporter {
     return `packets=${this.ingest.datagrams} flows=${this.ingest.flows} errors=${errors} ` +
       `rejected=${this.ingest.rejected} sequence_lost=${this.ingest.sequenceLost} ` +
       `spans_exported=${e.spansExported} spans_dropped=${e.spansDropped} spans_failed=${e.spansFailed}`;
-  }
-}
-
-function restoreTemplates(decoder: NetflowDecoder, path: string, log: Logger): void {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-      log.warn("cannot read template cache file", { file: path, error: (err as Error).message });
-    }
-    return;
-  }
-  try {
-    const restored = decoder.templates.restore(JSON.parse(text));
-    log.info("templates restored", { file: path, templates: restored });
-  } catch (err) {
-    log.warn("ignoring unreadable template cache file", { file: path, error: (err as Error).message });
-  }
-}
-
-function persistTemplates(decoder: NetflowDecoder, path: string, log: Logger): void {
-  try {
-    // Write then rename, so a crash mid-write never leaves a torn file behind.
-    const tmp = `${path}.tmp`;
-    writeFileSync(tmp, JSON.stringify(decoder.templates.snapshot()));
-    renameSync(tmp, path);
-  } catch (err) {
-    log.warn("cannot write template cache file", { file: path, error: (err as Error).message });
   }
 }

@@ -20,9 +20,13 @@ const TWO_32 = 0x1_0000_0000;
 
 /** A growable protobuf writer with the few wire types OTLP traces need. */
 class Writer {
-  buf = new Uint8Array(1 << 16);
+  buf: Uint8Array;
   pos = 0;
-  private view = new DataView(this.buf.buffer);
+  private view: DataView;
+  constructor(capacity = 1 << 16) {
+    this.buf = new Uint8Array(capacity);
+    this.view = new DataView(this.buf.buffer);
+  }
   private static readonly utf8 = new TextEncoder();
 
   ensure(n: number): void {
@@ -189,7 +193,7 @@ export class OtlpTraceEncoder {
 
   constructor(identity: EncoderIdentity) {
     // resource (ResourceSpans.1) and scope (ScopeSpans.1) never change: encode them once.
-    const w = new Writer();
+    const w = new Writer(4096);
     w.tag(1, 2);
     const r = w.begin();
     this.attributes(w, identity.resource, 1);
@@ -267,13 +271,13 @@ export class OtlpTraceEncoder {
   /** The request holding every span written since the last call, or undefined when there is none. */
   takeRequest(): Uint8Array | undefined {
     if (this.spanCount === 0) return undefined;
-    const body = this.spans.take();
     this.spanCount = 0;
-    // ExportTraceServiceRequest.resource_spans(1) { resource, scope_spans(2) { scope, spans… } }
+    // ExportTraceServiceRequest.resource_spans(1) { resource, scope_spans(2) { scope, spans… } }, written
+    // into one exactly sized buffer: the span bytes are copied once, and no intermediate buffer is garbage.
+    const body = this.spans.buf.subarray(0, this.spans.pos);
     const scopeSpansLen = this.scope.length + body.length;
     const resourceSpansLen = this.header.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
-    const out = new Writer();
-    out.ensure(resourceSpansLen + 16);
+    const out = new Writer(1 + varintSize(resourceSpansLen) + resourceSpansLen);
     out.tag(1, 2);
     out.varint(resourceSpansLen);
     out.raw(this.header);
@@ -281,7 +285,8 @@ export class OtlpTraceEncoder {
     out.varint(scopeSpansLen);
     out.raw(this.scope);
     out.raw(body);
-    return out.buf.subarray(0, out.pos);
+    this.spans.pos = 0;
+    return out.buf;
   }
 
   // One Span message (ScopeSpans.spans = 2), fields in the SDK serializer's order.
@@ -383,7 +388,7 @@ export class OtlpTraceEncoder {
   private key(key: string): Uint8Array {
     let bytes = this.keys.get(key);
     if (!bytes) {
-      const w = new Writer();
+      const w = new Writer(key.length * 3 + 8);
       w.tag(1, 2);
       w.string(key);
       bytes = w.take();

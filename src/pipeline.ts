@@ -1,0 +1,197 @@
+/**
+ * The work behind the socket: datagram → decoder → trace sink, plus what keeps decoder state healthy
+ * (expiry of data awaiting templates, template persistence). It runs in a Worker (pipeline_worker.ts) so the
+ * thread that reads the socket never waits on it; its settings are therefore plain, cloneable data.
+ */
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { CidrMap } from "./cidr.ts";
+import type { Config } from "./config.ts";
+import type { Logger } from "./log.ts";
+import { NetflowDecoder } from "./netflow/decoder.ts";
+import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+import type { ExportPacket } from "./netflow/types.ts";
+import { createTraceSink, type TraceSink } from "./traces/sink.ts";
+import type { ExportCounters, TracingOptions } from "./traces/tracer.ts";
+
+/** How often data waiting for its template is checked for expiry. */
+const EXPIRE_INTERVAL_MS = 1_000;
+/** How often templates are written to NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
+const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
+/** At most one "waiting for templates" line per exporter and domain in this interval. */
+const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
+
+/** Everything the pipeline needs from the configuration: plain data, so it can cross into a Worker. */
+export interface PipelineSettings extends TracingOptions {
+  logLevel: Config["logLevel"];
+  unknownFields: boolean;
+  samplingDefault?: number;
+  samplingOverrides: { cidr: string; rate: number }[];
+  templateCacheFile?: string;
+  spanTime: "flow" | "receive";
+  collectorHost: string;
+  collectorPort: number;
+  scopeName: string;
+  scopeVersion: string;
+}
+
+export function pipelineSettings(
+  config: Config,
+  collectorPort: number,
+  scope: { name: string; version: string },
+): PipelineSettings {
+  return {
+    tracesExporter: config.tracesExporter,
+    protocol: config.protocol,
+    endpoint: config.endpoint,
+    headers: config.headers,
+    timeoutMs: config.timeoutMs,
+    compression: config.compression,
+    certificateFile: config.certificateFile,
+    clientKeyFile: config.clientKeyFile,
+    clientCertificateFile: config.clientCertificateFile,
+    insecure: config.insecure,
+    serviceName: config.serviceName,
+    serviceVersion: config.serviceVersion,
+    resourceAttributes: config.resourceAttributes,
+    bsp: config.bsp,
+    logLevel: config.logLevel,
+    unknownFields: config.unknownFields,
+    samplingDefault: config.samplingDefault,
+    samplingOverrides: config.samplingOverrides,
+    templateCacheFile: config.templateCacheFile,
+    spanTime: config.spanTime,
+    collectorHost: config.listenHost,
+    collectorPort,
+    scopeName: scope.name,
+    scopeVersion: scope.version,
+  };
+}
+
+/** What the decoding side counts (the socket side counts datagrams, bytes and rejections). */
+export interface DecodeCounters {
+  flows: number;
+  /** Decode errors by kind (`truncated`, `unknown_version`, …). */
+  errors: Record<string, number>;
+  sequenceLost: number;
+}
+
+/** A point-in-time copy of the pipeline's counters, sent from the Worker to the socket side. */
+export interface PipelineSnapshot {
+  decode: DecodeCounters;
+  export: ExportCounters;
+  decoder: TemplateDecoderStats;
+  queueDepth: number;
+}
+
+export class Pipeline {
+  private readonly decoder: NetflowDecoder;
+  private readonly sink: TraceSink;
+  private readonly counters: DecodeCounters = { flows: 0, errors: {}, sequenceLost: 0 };
+  private readonly templateWaitLogged = new Map<string, number>();
+  private readonly timers: ReturnType<typeof setInterval>[] = [];
+
+  constructor(private readonly settings: PipelineSettings, private readonly log: Logger) {
+    const overrides = new CidrMap(
+      settings.samplingOverrides.map((o) => [o.cidr, o.rate] as [string, number]),
+    );
+    this.decoder = new NetflowDecoder({
+      unknownFields: settings.unknownFields,
+      samplingDefault: settings.samplingDefault,
+      samplingOverride: overrides.size ? (address) => overrides.get(address) : undefined,
+    });
+    if (settings.templateCacheFile) this.restoreTemplates(settings.templateCacheFile);
+    this.sink = createTraceSink(settings);
+    this.timers.push(setInterval(() => {
+      for (const packet of this.decoder.expire(Date.now())) this.emit(packet);
+    }, EXPIRE_INTERVAL_MS));
+    if (settings.templateCacheFile) {
+      this.timers.push(setInterval(() => this.saveTemplates(), TEMPLATE_SAVE_INTERVAL_MS));
+    }
+    for (const t of this.timers) (t as { unref?: () => void }).unref?.();
+  }
+
+  /** Decodes one datagram (which the pipeline may keep: pass a buffer nobody reuses) and emits its trace. */
+  handle(datagram: Uint8Array, address: string, port: number, receivedAtMs: number): void {
+    for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs)) this.emit(packet);
+  }
+
+  snapshot(): PipelineSnapshot {
+    return {
+      decode: this.counters,
+      export: this.sink.counters,
+      decoder: this.decoder.templates.stats,
+      queueDepth: this.sink.queueDepth(),
+    };
+  }
+
+  /** Saves templates, exports every queued span, and stops the timers. */
+  async stop(): Promise<void> {
+    for (const t of this.timers) clearInterval(t);
+    this.saveTemplates();
+    await this.sink.shutdown();
+  }
+
+  private emit(packet: ExportPacket): void {
+    const c = this.counters;
+    c.flows += packet.flows.length;
+    if (packet.awaitingTemplateSets) this.logTemplateWait(packet);
+    if (packet.sequenceLost) c.sequenceLost += packet.sequenceLost;
+    if (packet.error) {
+      c.errors[packet.error.kind] = (c.errors[packet.error.kind] ?? 0) + 1;
+      if (this.log.enabled("DEBUG")) {
+        this.log.debug("bad datagram", {
+          exporter: `${packet.exporterAddress}:${packet.exporterPort}`,
+          kind: packet.error.kind,
+          error: packet.error.message,
+        });
+      }
+    }
+    this.sink.emit(packet);
+  }
+
+  // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.
+  private logTemplateWait(packet: ExportPacket): void {
+    const domain = packet.sourceId ?? packet.observationDomainId ?? 0;
+    const key = `${packet.exporterAddress}/${domain}`;
+    const now = packet.receivedAtMs;
+    if (now - (this.templateWaitLogged.get(key) ?? -Infinity) < TEMPLATE_WAIT_LOG_INTERVAL_MS) return;
+    if (this.templateWaitLogged.size > 10_000) this.templateWaitLogged.clear(); // bounded under spoofing
+    this.templateWaitLogged.set(key, now);
+    this.log.info("waiting for templates: data held until the exporter sends its templates", {
+      exporter: packet.exporterAddress,
+      domain,
+      held_sets: packet.awaitingTemplateSets,
+    });
+  }
+
+  private restoreTemplates(path: string): void {
+    let text: string;
+    try {
+      text = readFileSync(path, "utf8");
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
+        this.log.warn("cannot read template cache file", { file: path, error: (err as Error).message });
+      }
+      return;
+    }
+    try {
+      const restored = this.decoder.templates.restore(JSON.parse(text));
+      this.log.info("templates restored", { file: path, templates: restored });
+    } catch (err) {
+      this.log.warn("ignoring unreadable template cache file", { file: path, error: (err as Error).message });
+    }
+  }
+
+  private saveTemplates(): void {
+    const path = this.settings.templateCacheFile;
+    if (!path) return;
+    try {
+      // Write then rename, so a crash mid-write never leaves a torn file behind.
+      const tmp = `${path}.tmp`;
+      writeFileSync(tmp, JSON.stringify(this.decoder.templates.snapshot()));
+      renameSync(tmp, path);
+    } catch (err) {
+      this.log.warn("cannot write template cache file", { file: path, error: (err as Error).message });
+    }
+  }
+}

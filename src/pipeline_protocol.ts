@@ -1,0 +1,93 @@
+/**
+ * What the socket thread and the pipeline Worker say to each other, and the batch format that carries
+ * datagrams between them in one transferable buffer (no per-datagram message, no copy on transfer).
+ */
+import type { PipelineSettings, PipelineSnapshot } from "./pipeline.ts";
+
+export type WorkerRequest =
+  | { type: "init"; settings: PipelineSettings }
+  | { type: "batch"; buffer: ArrayBuffer; count: number }
+  | { type: "stop" };
+
+export type WorkerReply =
+  | { type: "ready" }
+  | { type: "snapshot"; snapshot: PipelineSnapshot }
+  | { type: "stopped"; snapshot: PipelineSnapshot };
+
+/** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */
+const BATCH_BYTES = 512 * 1024;
+/** Per record: receive time (f64), port (u16), address length (u8), payload length (u32). */
+const RECORD_HEADER = 8 + 2 + 1 + 4;
+
+/**
+ * Packs datagrams into a buffer: `[f64 receivedAtMs][u16 port][u8 n][n bytes address][u32 len][len bytes]`.
+ */
+export class BatchWriter {
+  private buffer = new ArrayBuffer(BATCH_BYTES);
+  private bytes = new Uint8Array(this.buffer);
+  private view = new DataView(this.buffer);
+  private pos = 0;
+  count = 0;
+
+  /** False when the datagram does not fit: take() the batch, then add again. */
+  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): boolean {
+    const need = RECORD_HEADER + address.length + data.length;
+    if (this.pos + need > this.buffer.byteLength) {
+      if (this.count > 0) return false;
+      this.grow(need); // a lone datagram larger than the batch size
+    }
+    const v = this.view;
+    let p = this.pos;
+    v.setFloat64(p, receivedAtMs);
+    v.setUint16(p + 8, port);
+    v.setUint8(p + 10, address.length);
+    p += 11;
+    for (let i = 0; i < address.length; i++) this.bytes[p++] = address.charCodeAt(i);
+    v.setUint32(p, data.length);
+    this.bytes.set(data, p + 4);
+    this.pos = p + 4 + data.length;
+    this.count++;
+    return true;
+  }
+
+  /** Hands the filled buffer over (for transfer) and starts a fresh one. */
+  take(): { buffer: ArrayBuffer; count: number } {
+    const out = { buffer: this.buffer, count: this.count };
+    this.buffer = new ArrayBuffer(BATCH_BYTES);
+    this.bytes = new Uint8Array(this.buffer);
+    this.view = new DataView(this.buffer);
+    this.pos = 0;
+    this.count = 0;
+    return out;
+  }
+
+  private grow(size: number): void {
+    this.buffer = new ArrayBuffer(size);
+    this.bytes = new Uint8Array(this.buffer);
+    this.view = new DataView(this.buffer);
+  }
+}
+
+/** Calls `fn` for each datagram of a batch; each datagram is a view of the batch's own (unshared) buffer. */
+export function readBatch(
+  buffer: ArrayBuffer,
+  count: number,
+  fn: (datagram: Uint8Array, address: string, port: number, receivedAtMs: number) => void,
+): void {
+  const bytes = new Uint8Array(buffer);
+  const view = new DataView(buffer);
+  let p = 0;
+  for (let i = 0; i < count; i++) {
+    const receivedAtMs = view.getFloat64(p);
+    const port = view.getUint16(p + 8);
+    const n = view.getUint8(p + 10);
+    p += 11;
+    const address = String.fromCharCode.apply(null, bytes.subarray(p, p + n) as unknown as number[]);
+    p += n;
+    const len = view.getUint32(p);
+    p += 4;
+    // The decoder may hold a datagram until its template arrives: a copy keeps the batch buffer collectable.
+    fn(bytes.slice(p, p + len), address, port, receivedAtMs);
+    p += len;
+  }
+}

@@ -1,0 +1,43 @@
+/**
+ * The Worker that decodes datagrams and exports their traces, so the socket's thread only receives
+ * (with a 208 KiB kernel buffer, a few milliseconds of encoding or GC on that thread lose datagrams).
+ * Messages: see {@link WorkerRequest} and {@link WorkerReply} in pipeline_protocol.ts.
+ */
+import { createLogger } from "./log.ts";
+import { Pipeline } from "./pipeline.ts";
+import { readBatch, type WorkerReply, type WorkerRequest } from "./pipeline_protocol.ts";
+
+/** How often counters go to the socket side (stats line, /metrics). */
+const SNAPSHOT_INTERVAL_MS = 250;
+
+// deno-lint-ignore no-explicit-any
+const scope = globalThis as any as {
+  onmessage: ((e: MessageEvent<WorkerRequest>) => void) | null;
+  postMessage(message: WorkerReply): void;
+};
+let pipeline: Pipeline | undefined;
+let snapshots: ReturnType<typeof setInterval> | undefined;
+
+scope.onmessage = (event) => {
+  const msg = event.data;
+  switch (msg.type) {
+    case "init": {
+      pipeline = new Pipeline(msg.settings, createLogger(msg.settings.logLevel));
+      snapshots = setInterval(
+        () => scope.postMessage({ type: "snapshot", snapshot: pipeline!.snapshot() }),
+        SNAPSHOT_INTERVAL_MS,
+      );
+      scope.postMessage({ type: "ready" });
+      break;
+    }
+    case "batch":
+      readBatch(msg.buffer, msg.count, (datagram, address, port, receivedAtMs) => {
+        pipeline!.handle(datagram, address, port, receivedAtMs);
+      });
+      break;
+    case "stop":
+      clearInterval(snapshots);
+      pipeline!.stop().then(() => scope.postMessage({ type: "stopped", snapshot: pipeline!.snapshot() }));
+      break;
+  }
+};
