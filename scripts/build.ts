@@ -12,8 +12,8 @@
  * `NETFLOW2TRACES_DIST` = output directory (default `dist`).
  *
  * The version is whatever the sources report (`--version`); bundling and compiling inline it, so it is exact.
- * There are no Workers; if one is added, it must be listed as an extra entrypoint here (a compiled Bun
- * binary cannot load a Worker that was not bundled, and hangs).
+ * The pipeline Worker (src/pipeline_worker.ts) is an extra entry point for Bun (a compiled Bun binary cannot
+ * load a Worker that was not bundled, and hangs) and an `--include` for Deno.
  */
 import { createHash } from "node:crypto";
 import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
@@ -57,6 +57,9 @@ export function binaryName(runtime: "bun" | "deno", target: string): string {
   return `netflow2traces-${runtime}-${target}${target.startsWith("windows") ? ".exe" : ""}`;
 }
 
+/** The Worker's module, bundled next to main.ts (src/app.ts starts it by this path in a Bun binary). */
+const WORKER_ENTRY = "src/pipeline_worker.ts";
+
 /** The full command line that builds `target` into `out`. */
 export function buildCommand(runtime: "bun" | "deno", target: string, out: string): string[] {
   if (runtime === "bun") {
@@ -73,6 +76,7 @@ export function buildCommand(runtime: "bun" | "deno", target: string, out: strin
       "--no-compile-autoload-bunfig",
       `--target=${BUN_TARGETS[target]}`,
       "main.ts",
+      WORKER_ENTRY,
       "--outfile",
       out,
     ];
@@ -84,6 +88,8 @@ export function buildCommand(runtime: "bun" | "deno", target: string, out: strin
     "--unstable-net",
     "--target",
     DENO_TARGETS[target],
+    "--include",
+    WORKER_ENTRY,
     "--output",
     out,
     "main.ts",
