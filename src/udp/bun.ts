@@ -17,6 +17,8 @@ import dgram from "node:dgram";
 import { BindError, type DatagramHandler, type DatagramSource } from "./source.ts";
 
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
+/** Draining at shutdown stops after at most this many times `drainMs`, even while datagrams keep coming. */
+const DRAIN_LIMIT_FACTOR = 5;
 
 export async function openBunSource(host: string, port: number): Promise<DatagramSource> {
   const socket = dgram.createSocket({
@@ -53,7 +55,10 @@ export async function openBunSource(host: string, port: number): Promise<Datagra
     async close(drainMs = 0) {
       if (drainMs > 0) {
         lastDatagramAt = performance.now();
-        while (performance.now() - lastDatagramAt < drainMs) {
+        // Bounded: an exporter that keeps sending must not hold shutdown open (what the kernel had queued
+        // when close() was called is read within milliseconds).
+        const giveUpAt = lastDatagramAt + DRAIN_LIMIT_FACTOR * drainMs;
+        while (performance.now() - lastDatagramAt < drainMs && performance.now() < giveUpAt) {
           await new Promise((r) => setTimeout(r, Math.max(1, drainMs / 4)));
         }
       }

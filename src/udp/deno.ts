@@ -3,6 +3,8 @@ import { BindError, type DatagramHandler, type DatagramSource } from "./source.t
 
 /** Largest UDP payload over IPv4/IPv6 without jumbograms; larger datagrams would be cut silently. */
 const MAX_DATAGRAM = 65_535;
+/** Draining at shutdown stops after at most this many times `drainMs`, even while datagrams keep coming. */
+const DRAIN_LIMIT_FACTOR = 5;
 
 export function openDenoSource(host: string, port: number): DatagramSource {
   if (typeof Deno.listenDatagram !== "function") {
@@ -41,7 +43,10 @@ export function openDenoSource(host: string, port: number): DatagramSource {
       draining ??= (async () => {
         if (drainMs > 0) {
           lastDatagramAt = performance.now();
-          while (performance.now() - lastDatagramAt < drainMs) {
+          // Bounded: an exporter that keeps sending must not hold shutdown open (what the kernel had queued
+          // when close() was called is read within milliseconds).
+          const giveUpAt = lastDatagramAt + DRAIN_LIMIT_FACTOR * drainMs;
+          while (performance.now() - lastDatagramAt < drainMs && performance.now() < giveUpAt) {
             await new Promise((r) => setTimeout(r, Math.max(1, drainMs / 4)));
           }
         }

@@ -17,7 +17,8 @@ export interface DatagramSource {
   run(onDatagram: DatagramHandler): Promise<void>;
   /**
    * Stops receiving. With `drainMs`, first keeps reading what is already queued until no datagram has
-   * arrived for that long (so datagrams the kernel accepted before a shutdown are not lost).
+   * arrived for that long (so datagrams the kernel accepted before a shutdown are not lost), and for at most
+   * 5 × `drainMs` in all (so an exporter that never pauses cannot hold shutdown open).
    */
   close(drainMs?: number): Promise<void>;
 }
