@@ -156,9 +156,13 @@ for (const protocol of protocols) {
     await collector.child.status;
     const totals = collector.stderr.find((l) => l.includes("stopped")) ?? "";
     const num = (k: string) => Number(totals.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? NaN);
-    receiver.child.kill("SIGTERM");
+    try {
+      receiver.child.kill("SIGTERM");
+    } catch { /* it exited already: its stderr says why */ }
     await receiver.child.status;
-    const got = JSON.parse(receiver.lines.filter((l) => l.includes("requests")).at(-1)!);
+    const final = receiver.lines.filter((l) => l.includes("requests")).at(-1);
+    if (!final) throw new Error(`receiver gave no totals:\n${receiver.stderr.slice(-20).join("\n")}`);
+    const got = JSON.parse(final);
     rows.push({
       protocol,
       offeredFlowsPerSec: rate,
