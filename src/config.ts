@@ -57,6 +57,8 @@ export interface Config {
   httpListen?: { host: string; port: number };
   /** 0 turns the periodic stats line off. */
   statsIntervalMs: number;
+  /** String attribute values longer than this many UTF-8 bytes are truncated (Tempo's default limit). */
+  attributeValueLengthLimit: number;
   /** Non-fatal findings worth one WARNING line at start-up (e.g. an unknown `NETFLOW_*` variable). */
   warnings: string[];
 }
@@ -91,6 +93,7 @@ export const DEFAULTS = {
   scheduleDelayMs: 1_000,
   exportTimeoutMs: 30_000,
   statsIntervalSeconds: 60,
+  attributeValueLengthLimit: 2_048,
 } as const;
 
 export interface EnvVar {
@@ -148,6 +151,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_SAMPLING_RATE", "", "N for exporters that announce none, and/or CIDR=N overrides"),
   v("NETFLOW_HTTP_LISTEN", "", "host:port, [v6]:port or :port for /metrics and /healthz"),
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
+  v("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", String(DEFAULTS.attributeValueLengthLimit), "longer string attribute values are truncated (UTF-8 bytes)"),
+  v("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "", "overrides OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -554,6 +559,12 @@ function buildConfig(src: Source, cwd: string): Config {
     samplingOverride: (address) => overrideMap.size ? overrideMap.get(address) : undefined,
     httpListen: httpListen(src.get("NETFLOW_HTTP_LISTEN")),
     statsIntervalMs,
+    attributeValueLengthLimit: integer(
+      src.get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") ?? src.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+      DEFAULTS.attributeValueLengthLimit,
+      1,
+      16_777_216,
+    ),
     warnings,
   };
   // Optional fields stay absent rather than present-and-undefined (nicer to print and compare).

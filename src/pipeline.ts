@@ -28,6 +28,7 @@ export interface PipelineSettings extends TracingOptions {
   samplingOverrides: { cidr: string; rate: number }[];
   templateCacheFile?: string;
   spanTime: "flow" | "receive";
+  attributeValueLengthLimit?: number;
   collectorHost: string;
   collectorPort: number;
   scopeName: string;
@@ -60,6 +61,7 @@ export function pipelineSettings(
     samplingOverrides: config.samplingOverrides,
     templateCacheFile: config.templateCacheFile,
     spanTime: config.spanTime,
+    attributeValueLengthLimit: config.attributeValueLengthLimit,
     collectorHost: config.listenHost,
     collectorPort,
     scopeName: scope.name,

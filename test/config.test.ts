@@ -168,6 +168,9 @@ const INVALID: [string, string][] = [
   ["NETFLOW_HTTP_LISTEN", "::1:9464"],
   ["NETFLOW_STATS_INTERVAL", "-5"],
   ["NETFLOW_STATS_INTERVAL", "1m"],
+  ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0"],
+  ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "2k"],
+  ["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "-1"],
 ];
 /** Free text: any value is valid. */
 const FREE = new Set(["OTEL_SERVICE_NAME", "OTEL_SERVICE_VERSION"]);

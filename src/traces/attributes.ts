@@ -25,7 +25,12 @@ export function tcpFlagNames(flags: number): string {
 }
 
 /** Attributes of one `netflow.flow` span. `index` is the record's position in its packet. */
-export function flowAttributes(flow: Flow, index: number, version: number): Attributes {
+export function flowAttributes(
+  flow: Flow,
+  index: number,
+  version: number,
+  maxValueBytes = Infinity,
+): Attributes {
   const a: Attributes = { "netflow.version": version, "netflow.flow.index": index };
   const proto = flow.protocol;
   const ports = hasPorts(proto);
@@ -100,8 +105,24 @@ export function flowAttributes(flow: Flow, index: number, version: number): Attr
     const id = communityId(flow.srcAddr, flow.dstAddr, proto, sp, dp);
     if (id) a["netflow.community_id"] = id;
   }
-  if (flow.extra) Object.assign(a, flow.extra);
+  if (flow.extra) {
+    for (const k in flow.extra) {
+      const v = flow.extra[k];
+      // Only decoded elements (variable-length strings, unknown fields as hex) can be long.
+      a[k] = typeof v === "string" && v.length * 3 > maxValueBytes ? truncateUtf8(v, maxValueBytes) : v;
+    }
+  }
   return a;
+}
+
+const utf8 = new TextEncoder();
+let truncateBuffer = new Uint8Array(0);
+
+/** The longest prefix of `s` that fits in `maxBytes` of UTF-8, never splitting a character. */
+export function truncateUtf8(s: string, maxBytes: number): string {
+  if (truncateBuffer.length < maxBytes) truncateBuffer = new Uint8Array(maxBytes);
+  const { read } = utf8.encodeInto(s, truncateBuffer.subarray(0, maxBytes));
+  return read >= s.length ? s : s.slice(0, read);
 }
 
 /** ICMP type and code: from the IPFIX type/code elements when present, else NetFlow's destination port. */

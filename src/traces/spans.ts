@@ -15,6 +15,8 @@ export interface SpanBuilderOptions {
   spanTime: "flow" | "receive";
   collectorHost: string;
   collectorPort: number;
+  /** String attribute values are cut to this many UTF-8 bytes (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT). Default: none. */
+  attributeValueLengthLimit?: number;
 }
 
 /** Every span of one packet's trace: times in epoch milliseconds, attributes final. */
@@ -55,7 +57,7 @@ export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): Tr
       start = packet.receivedAtMs - (end - start);
       end = packet.receivedAtMs;
     }
-    const attributes = flowAttributes(flow, i, packet.version);
+    const attributes = flowAttributes(flow, i, packet.version, options.attributeValueLengthLimit);
     if (t.adjusted) attributes["netflow.flow.time_adjusted"] = true;
     flows[i] = { startMs: start, endMs: end, attributes };
     if (start < earliest) earliest = start;
