@@ -7,27 +7,21 @@
  * - `console` and `none`: the OpenTelemetry SDK Tracer and batch processor (tracer.ts).
  */
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
+import {
+  createOtlpNetworkExportDelegate,
+  ExporterMetrics,
+  OTLPExporterBase,
+} from "@opentelemetry/otlp-exporter-base";
 import {
   convertLegacyHttpOptions,
   createOtlpHttpExportDelegate,
 } from "@opentelemetry/otlp-exporter-base/node-http";
-import {
-  convertLegacyOtlpGrpcOptions,
-  createOtlpGrpcExportDelegate,
-} from "@opentelemetry/otlp-grpc-exporter-base";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import type { ExportPacket } from "../netflow/types.ts";
+import { GrpcTransport } from "./grpc_transport.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import { planTrace, SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
-import {
-  createTracing,
-  type ExportCounters,
-  grpcExporterConfig,
-  httpExporterConfig,
-  type TracingOptions,
-  withGrpcRetries,
-} from "./tracer.ts";
+import { createTracing, type ExportCounters, httpExporterConfig, type TracingOptions } from "./tracer.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */
@@ -78,6 +72,9 @@ interface EncodedBatch {
   body: Uint8Array;
   spans: number;
 }
+
+/** Sent as the gRPC user-agent, like the SDK exporters. */
+const USER_AGENT = "netflow2traces OTel-OTLP-Exporter-JavaScript";
 
 /** Batches in flight at once: keeps the link busy while one request waits for its response. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
@@ -191,16 +188,17 @@ function createDelegate(options: TracingOptions) {
       undefined,
     );
   }
-  return withGrpcRetries(
-    createOtlpGrpcExportDelegate(
-      convertLegacyOtlpGrpcOptions(grpcExporterConfig(options), "TRACES"),
-      serializer,
-      "otlp_grpc_span_exporter",
+  return createOtlpNetworkExportDelegate(
+    // The transport compresses and retries by itself; the delegate bounds concurrency and reports results.
+    { timeoutMillis: options.timeoutMs, concurrencyLimit: 30, compression: "none" },
+    serializer,
+    new ExporterMetrics({
+      componentType: "otlp_grpc_span_exporter",
       metricsHelper,
-      undefined,
-      "TraceExportService",
-      "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
-    ),
-    options.timeoutMs,
+      url: options.endpoint,
+      meterProvider: undefined,
+      responseAttributesFromError: () => ({}),
+    }),
+    new GrpcTransport({ ...options, userAgent: USER_AGENT }),
   );
 }
