@@ -7,8 +7,13 @@ import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { TemplateDecoder } from "./netflow/template_decoder.ts";
-import { pipelineSettings, type PipelineSnapshot } from "./pipeline.ts";
-import { BatchWriter, type WorkerReply, type WorkerRequest } from "./pipeline_protocol.ts";
+import {
+  BatchWriter,
+  pipelineSettings,
+  type PipelineSnapshot,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./pipeline_protocol.ts";
 import type { ExportCounters } from "./traces/tracer.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";

@@ -5,13 +5,11 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { CidrMap } from "./cidr.ts";
-import type { Config } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
-import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 import { createTraceSink, type TraceSink } from "./traces/sink.ts";
-import type { ExportCounters, TracingOptions } from "./traces/tracer.ts";
+import type { DecodeCounters, PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
 
 /** How often data waiting for its template is checked for expiry. */
 const EXPIRE_INTERVAL_MS = 1_000;
@@ -19,71 +17,6 @@ const EXPIRE_INTERVAL_MS = 1_000;
 const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
-
-/** Everything the pipeline needs from the configuration: plain data, so it can cross into a Worker. */
-export interface PipelineSettings extends TracingOptions {
-  logLevel: Config["logLevel"];
-  unknownFields: boolean;
-  samplingDefault?: number;
-  samplingOverrides: { cidr: string; rate: number }[];
-  templateCacheFile?: string;
-  spanTime: "flow" | "receive";
-  attributeValueLengthLimit?: number;
-  collectorHost: string;
-  collectorPort: number;
-  scopeName: string;
-  scopeVersion: string;
-}
-
-export function pipelineSettings(
-  config: Config,
-  collectorPort: number,
-  scope: { name: string; version: string },
-): PipelineSettings {
-  return {
-    tracesExporter: config.tracesExporter,
-    protocol: config.protocol,
-    endpoint: config.endpoint,
-    headers: config.headers,
-    timeoutMs: config.timeoutMs,
-    compression: config.compression,
-    certificateFile: config.certificateFile,
-    clientKeyFile: config.clientKeyFile,
-    clientCertificateFile: config.clientCertificateFile,
-    insecure: config.insecure,
-    serviceName: config.serviceName,
-    serviceVersion: config.serviceVersion,
-    resourceAttributes: config.resourceAttributes,
-    bsp: config.bsp,
-    logLevel: config.logLevel,
-    unknownFields: config.unknownFields,
-    samplingDefault: config.samplingDefault,
-    samplingOverrides: config.samplingOverrides,
-    templateCacheFile: config.templateCacheFile,
-    spanTime: config.spanTime,
-    attributeValueLengthLimit: config.attributeValueLengthLimit,
-    collectorHost: config.listenHost,
-    collectorPort,
-    scopeName: scope.name,
-    scopeVersion: scope.version,
-  };
-}
-
-/** What the decoding side counts (the socket side counts datagrams, bytes and rejections). */
-export interface DecodeCounters {
-  flows: number;
-  /** Decode errors by kind (`truncated`, `unknown_version`, …). */
-  errors: Record<string, number>;
-  sequenceLost: number;
-}
-
-/** A point-in-time copy of the pipeline's counters, sent from the Worker to the socket side. */
-export interface PipelineSnapshot {
-  decode: DecodeCounters;
-  export: ExportCounters;
-  decoder: TemplateDecoderStats;
-  queueDepth: number;
-}
 
 export class Pipeline {
   private readonly decoder: NetflowDecoder;

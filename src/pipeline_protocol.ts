@@ -2,7 +2,74 @@
  * What the socket thread and the pipeline Worker say to each other, and the batch format that carries
  * datagrams between them in one transferable buffer (no per-datagram message, no copy on transfer).
  */
-import type { PipelineSettings, PipelineSnapshot } from "./pipeline.ts";
+import type { Config } from "./config.ts";
+import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+import type { ExportCounters, TracingOptions } from "./traces/tracer.ts";
+
+/** Everything the pipeline needs from the configuration: plain data, so it can cross into a Worker. */
+export interface PipelineSettings extends TracingOptions {
+  logLevel: Config["logLevel"];
+  unknownFields: boolean;
+  samplingDefault?: number;
+  samplingOverrides: { cidr: string; rate: number }[];
+  templateCacheFile?: string;
+  spanTime: "flow" | "receive";
+  attributeValueLengthLimit?: number;
+  collectorHost: string;
+  collectorPort: number;
+  scopeName: string;
+  scopeVersion: string;
+}
+
+export function pipelineSettings(
+  config: Config,
+  collectorPort: number,
+  scope: { name: string; version: string },
+): PipelineSettings {
+  return {
+    tracesExporter: config.tracesExporter,
+    protocol: config.protocol,
+    endpoint: config.endpoint,
+    headers: config.headers,
+    timeoutMs: config.timeoutMs,
+    compression: config.compression,
+    certificateFile: config.certificateFile,
+    clientKeyFile: config.clientKeyFile,
+    clientCertificateFile: config.clientCertificateFile,
+    insecure: config.insecure,
+    serviceName: config.serviceName,
+    serviceVersion: config.serviceVersion,
+    resourceAttributes: config.resourceAttributes,
+    bsp: config.bsp,
+    logLevel: config.logLevel,
+    unknownFields: config.unknownFields,
+    samplingDefault: config.samplingDefault,
+    samplingOverrides: config.samplingOverrides,
+    templateCacheFile: config.templateCacheFile,
+    spanTime: config.spanTime,
+    attributeValueLengthLimit: config.attributeValueLengthLimit,
+    collectorHost: config.listenHost,
+    collectorPort,
+    scopeName: scope.name,
+    scopeVersion: scope.version,
+  };
+}
+
+/** What the decoding side counts (the socket side counts datagrams, bytes and rejections). */
+export interface DecodeCounters {
+  flows: number;
+  /** Decode errors by kind (`truncated`, `unknown_version`, …). */
+  errors: Record<string, number>;
+  sequenceLost: number;
+}
+
+/** A point-in-time copy of the pipeline's counters, sent from the Worker to the socket side. */
+export interface PipelineSnapshot {
+  decode: DecodeCounters;
+  export: ExportCounters;
+  decoder: TemplateDecoderStats;
+  queueDepth: number;
+}
 
 export type WorkerRequest =
   | { type: "init"; settings: PipelineSettings }
