@@ -33,6 +33,8 @@ interface Proc {
   child: Deno.ChildProcess;
   lines: string[];
   stderr: string[];
+  /** Resolves once both output streams are read to the end (after exit). */
+  drained: Promise<unknown>;
 }
 
 function spawn(cmd: string[], env: Record<string, string> = {}): Proc {
@@ -43,7 +45,7 @@ function spawn(cmd: string[], env: Record<string, string> = {}): Proc {
     stderr: "piped",
     stdin: "null",
   }).spawn();
-  const p: Proc = { child, lines: [], stderr: [] };
+  const p: Proc = { child, lines: [], stderr: [], drained: Promise.resolve() };
   const pump = async (s: ReadableStream<Uint8Array>, out: string[]) => {
     let buf = "";
     for await (const chunk of s.pipeThrough(new TextDecoderStream())) {
@@ -55,8 +57,7 @@ function spawn(cmd: string[], env: Record<string, string> = {}): Proc {
       }
     }
   };
-  pump(child.stdout, p.lines);
-  pump(child.stderr, p.stderr);
+  p.drained = Promise.all([pump(child.stdout, p.lines), pump(child.stderr, p.stderr)]);
   return p;
 }
 
@@ -136,6 +137,7 @@ for (const protocol of protocols) {
     let peakRss = 0;
     const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(pid).rssKb)), 250);
     await sender.child.status;
+    await sender.drained;
     const sent = JSON.parse(sender.lines.at(-1)!);
     // Wait until the receiver has everything or nothing moved for 3 s.
     let last = -1, lastChange = Date.now();
@@ -154,12 +156,14 @@ for (const protocol of protocols) {
     const drops = udpDrops() - drops0;
     collector.child.kill("SIGTERM");
     await collector.child.status;
+    await collector.drained;
     const totals = collector.stderr.find((l) => l.includes("stopped")) ?? "";
     const num = (k: string) => Number(totals.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? NaN);
     try {
       receiver.child.kill("SIGTERM");
     } catch { /* it exited already: its stderr says why */ }
     await receiver.child.status;
+    await receiver.drained;
     const final = receiver.lines.filter((l) => l.includes("requests")).at(-1);
     if (!final) throw new Error(`receiver gave no totals:\n${receiver.stderr.slice(-20).join("\n")}`);
     const got = JSON.parse(final);
