@@ -107,7 +107,10 @@ if (protocol === "http") {
     });
   });
 } else {
-  server = http2.createServer();
+  // Large flow-control windows, as gRPC servers set them (grpc-go's BDP estimation grows to 16 MiB):
+  // with HTTP/2's default 64 KiB the receiver, not the collector, would set the pace.
+  server = http2.createServer({ settings: { initialWindowSize: 16 << 20 } });
+  server.on("session", (session: http2.ServerHttp2Session) => session.setLocalWindowSize(64 << 20));
   server.on("stream", (stream: http2.ServerHttp2Stream) => {
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
@@ -130,21 +133,25 @@ server.listen(0, "127.0.0.1", () => {
   const addr = server.address() as { port: number };
   console.log(JSON.stringify({ port: addr.port }));
 });
-// Progress for the driver: one line whenever the flow count moved.
-let reported = -1;
-setInterval(() => {
-  if (flowSpans !== reported) console.log(JSON.stringify({ progress: flowSpans }));
-  reported = flowSpans;
-}, 200);
-const report = () => {
-  console.log(JSON.stringify({
+const totals = () =>
+  JSON.stringify({
+    progress: flowSpans,
     requests,
     spans,
     flowSpans,
     exportSpans,
     lagP50Ms: percentile(lags, 0.5),
     lagP99Ms: percentile(lags, 0.99),
-  }));
+  });
+// The totals whenever they moved, so the driver has them even if this process dies at the end (Deno's
+// node:http2 server can abort on the collector's GOAWAY: an nghttp2 assertion, exit 134).
+let reported = -1;
+setInterval(() => {
+  if (flowSpans !== reported) console.log(totals());
+  reported = flowSpans;
+}, 200);
+const report = () => {
+  console.log(totals());
   process.exit(0);
 };
 process.on("SIGTERM", report);
