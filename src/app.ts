@@ -17,7 +17,7 @@ import {
 import type { ExportCounters } from "./traces/tracer.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
-import { HealthTracker, prometheusText } from "./metrics.ts";
+import { HealthTracker, type OtlpMetrics, prometheusText, startOtlpMetrics } from "./metrics.ts";
 
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
@@ -160,6 +160,23 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     throw err;
   }
   for (const t of timers) (t as { unref?: () => void }).unref?.();
+  // The same metrics over OTLP to the traces endpoint (OTEL_METRICS_EXPORTER=otlp).
+  let otlpMetrics: OtlpMetrics | undefined;
+  if (config.metricsExporter === "otlp" && config.tracesExporter === "otlp") {
+    otlpMetrics = await startOtlpMetrics(
+      {
+        ingest,
+        exported,
+        decoder: decoderStats,
+        queueDepth: () => queueDepth,
+        queueCapacity: config.bsp.maxQueueSize,
+        exportFailingSeconds: () => health.failingSeconds(),
+        healthy: () => health.healthy(),
+      },
+      { ...config, intervalMs: config.metricExportIntervalMs },
+      (error) => log.debug("metrics export failed", { error }),
+    );
+  }
 
   log.info("listening", {
     listen: `udp://${formatHostPort(source.host, source.port)}`,
@@ -184,6 +201,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         await stopped.promise;
         worker.terminate();
         await httpServer?.close();
+        await otlpMetrics?.shutdown();
         log.info("stopped", { totals: stats.totals() });
       })();
       return stopping;

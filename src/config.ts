@@ -59,6 +59,9 @@ export interface Config {
   statsIntervalMs: number;
   /** String attribute values longer than this many UTF-8 bytes are truncated (Tempo's default limit). */
   attributeValueLengthLimit: number;
+  /** `otlp`: push the self-metrics to the traces endpoint's OTLP metrics service. */
+  metricsExporter: "otlp" | "none";
+  metricExportIntervalMs: number;
   /** Non-fatal findings worth one WARNING line at start-up (e.g. an unknown `NETFLOW_*` variable). */
   warnings: string[];
 }
@@ -94,6 +97,7 @@ export const DEFAULTS = {
   exportTimeoutMs: 30_000,
   statsIntervalSeconds: 60,
   attributeValueLengthLimit: 2_048,
+  metricExportIntervalMs: 60_000,
 } as const;
 
 export interface EnvVar {
@@ -153,6 +157,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
   v("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", String(DEFAULTS.attributeValueLengthLimit), "longer string attribute values are truncated (UTF-8 bytes)"),
   v("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "", "overrides OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+  v("OTEL_METRICS_EXPORTER", "none", "otlp: self-metrics to the same endpoint over OTLP, or none"),
+  v("OTEL_METRIC_EXPORT_INTERVAL", String(DEFAULTS.metricExportIntervalMs), "ms between OTLP metrics exports"),
 ];
 
 // ---------------------------------------------------------------------------------------------------------
@@ -564,6 +570,13 @@ function buildConfig(src: Source, cwd: string): Config {
       DEFAULTS.attributeValueLengthLimit,
       1,
       16_777_216,
+    ),
+    metricsExporter: oneOf(src.get("OTEL_METRICS_EXPORTER"), ["otlp", "none"] as const, "none"),
+    metricExportIntervalMs: integer(
+      src.get("OTEL_METRIC_EXPORT_INTERVAL"),
+      DEFAULTS.metricExportIntervalMs,
+      100,
+      TIMER_MAX,
     ),
     warnings,
   };

@@ -220,3 +220,186 @@ export class HealthTracker {
     return this.receiving() && this.failingSeconds() * 1000 <= this.limitMs;
   }
 }
+
+// ---------------------------------------------------------------------------------------------------------
+// The same metrics over OTLP (OTEL_METRICS_EXPORTER=otlp)
+// ---------------------------------------------------------------------------------------------------------
+
+/** Protobuf writer for the few OTLP metrics messages: nested messages are built inside out. */
+class Pb {
+  private parts: number[] = [];
+  private static utf8 = new TextEncoder();
+  private varint(v: number): this {
+    while (v > 127) {
+      this.parts.push((v & 127) | 128);
+      v = Math.floor(v / 128);
+    }
+    this.parts.push(v);
+    return this;
+  }
+  bytes(field: number, b: Uint8Array): this {
+    this.varint((field << 3) | 2).varint(b.length);
+    for (const x of b) this.parts.push(x);
+    return this;
+  }
+  string(field: number, s: string): this {
+    return this.bytes(field, Pb.utf8.encode(s));
+  }
+  uint(field: number, v: number): this {
+    return this.varint(field << 3).varint(v);
+  }
+  fixed64(field: number, v: bigint): this {
+    this.varint((field << 3) | 1);
+    for (let i = 0n; i < 64n; i += 8n) this.parts.push(Number((v >> i) & 0xffn));
+    return this;
+  }
+  double(field: number, v: number): this {
+    this.varint((field << 3) | 1);
+    const b = new Uint8Array(8);
+    new DataView(b.buffer).setFloat64(0, v, true);
+    for (const x of b) this.parts.push(x);
+    return this;
+  }
+  done(): Uint8Array {
+    return new Uint8Array(this.parts);
+  }
+}
+
+function keyValue(key: string, value: string): Uint8Array {
+  return new Pb().string(1, key).bytes(2, new Pb().string(1, value).done()).done();
+}
+
+/** OTLP metric names: `netflow2traces.<name>` without Prometheus' `_total` (exporters to Prometheus add it). */
+export function otlpMetricName(def: MetricDef): string {
+  return "netflow2traces." + def.name.replace(/_total$/, "");
+}
+
+/**
+ * An `ExportMetricsServiceRequest` with every metric of {@link METRICS}: counters as cumulative monotonic sums
+ * (from `startNs`), gauges as gauges, all values as doubles.
+ */
+export function encodeMetricsRequest(
+  sources: MetricsSources,
+  resource: Record<string, string>,
+  scope: { name: string; version: string },
+  startNs: bigint,
+  nowNs: bigint,
+): Uint8Array {
+  const scopeMetrics = new Pb().bytes(1, new Pb().string(1, scope.name).string(2, scope.version).done());
+  for (const def of METRICS) {
+    const value = def.read(sources);
+    const points = typeof value === "number" ? [[undefined, value] as const] : Object.entries(value);
+    const data = new Pb();
+    for (const [label, v] of points) {
+      const point = new Pb();
+      if (def.type === "counter") point.fixed64(2, startNs);
+      point.fixed64(3, nowNs).double(4, v);
+      if (label !== undefined) point.bytes(7, keyValue(def.label!, label));
+      data.bytes(1, point.done());
+    }
+    if (def.type === "counter") data.uint(2, 2).uint(3, 1); // CUMULATIVE, monotonic
+    const metric = new Pb().string(1, otlpMetricName(def)).string(2, def.help).string(3, "1")
+      .bytes(def.type === "counter" ? 7 : 5, data.done());
+    scopeMetrics.bytes(2, metric.done());
+  }
+  const res = new Pb();
+  for (const [k, v] of Object.entries(resource)) res.bytes(1, keyValue(k, v));
+  const resourceMetrics = new Pb().bytes(1, res.done()).bytes(2, scopeMetrics.done());
+  return new Pb().bytes(1, resourceMetrics.done()).done();
+}
+
+/** The OTLP/HTTP metrics URL next to a traces URL: `…/v1/traces` → `…/v1/metrics`, else `<origin>/v1/metrics`. */
+export function metricsUrl(tracesUrl: string): string {
+  if (/\/v1\/traces\/?$/.test(tracesUrl)) return tracesUrl.replace(/\/v1\/traces\/?$/, "/v1/metrics");
+  return new URL("/v1/metrics", tracesUrl).href;
+}
+
+export interface OtlpMetrics {
+  /** Exports once more, then stops. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Pushes {@link METRICS} every `intervalMs` to the traces endpoint's OTLP metrics service (same protocol,
+ * headers, TLS, timeout and retries as the traces). The OTLP code is loaded only when this is used.
+ */
+export async function startOtlpMetrics(
+  sources: MetricsSources,
+  options: import("./traces/tracer.ts").TracingOptions & { intervalMs: number },
+  onError: (message: string) => void,
+): Promise<OtlpMetrics> {
+  const { OTLPExporterBase } = await import("@opentelemetry/otlp-exporter-base");
+  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import(
+    "@opentelemetry/otlp-exporter-base/node-http"
+  );
+  const { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } = await import(
+    "@opentelemetry/otlp-grpc-exporter-base"
+  );
+  const { grpcExporterConfig, httpExporterConfig, withGrpcRetries } = await import("./traces/tracer.ts");
+  const { ExportResultCode } = await import("@opentelemetry/core");
+  const serializer = {
+    serializeRequest: (body: Uint8Array) => body,
+    deserializeResponse: () => ({}),
+  };
+  const helper = { name: "metric_data_point" as const, countItems: () => 1 };
+  const delegate = options.protocol === "http/protobuf"
+    ? createOtlpHttpExportDelegate(
+      convertLegacyHttpOptions(
+        httpExporterConfig({ ...options, endpoint: metricsUrl(options.endpoint) }),
+        "METRICS",
+        "v1/metrics",
+        { "Content-Type": "application/x-protobuf" },
+      ),
+      serializer,
+      "otlp_http_metric_exporter",
+      helper as never,
+      undefined,
+    )
+    : withGrpcRetries(
+      createOtlpGrpcExportDelegate(
+        convertLegacyOtlpGrpcOptions(grpcExporterConfig(options), "METRICS"),
+        serializer,
+        "otlp_grpc_metric_exporter",
+        helper as never,
+        undefined,
+        "MetricsExportService",
+        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
+      ),
+      options.timeoutMs,
+    );
+  const exporter = new OTLPExporterBase<Uint8Array>(delegate);
+  const resource = {
+    ...options.resourceAttributes,
+    "service.name": options.serviceName,
+    "service.version": options.serviceVersion,
+  };
+  const startNs = BigInt(Date.now()) * 1_000_000n;
+  const push = () =>
+    new Promise<void>((resolve) => {
+      const body = encodeMetricsRequest(
+        sources,
+        resource,
+        {
+          name: "netflow2traces",
+          version: options.serviceVersion,
+        },
+        startNs,
+        BigInt(Date.now()) * 1_000_000n,
+      );
+      exporter.export(body, (result) => {
+        if (result.code !== ExportResultCode.SUCCESS) {
+          onError(result.error?.message ?? "metrics export failed");
+        }
+        resolve();
+      });
+    });
+  const timer = setInterval(push, options.intervalMs);
+  (timer as { unref?: () => void }).unref?.();
+  return {
+    async shutdown() {
+      clearInterval(timer);
+      await push();
+      await exporter.shutdown();
+    },
+  };
+}

@@ -171,6 +171,8 @@ const INVALID: [string, string][] = [
   ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "0"],
   ["OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "2k"],
   ["OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "-1"],
+  ["OTEL_METRICS_EXPORTER", "prometheus"],
+  ["OTEL_METRIC_EXPORT_INTERVAL", "5"],
 ];
 /** Free text: any value is valid. */
 const FREE = new Set(["OTEL_SERVICE_NAME", "OTEL_SERVICE_VERSION"]);

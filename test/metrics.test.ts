@@ -159,3 +159,44 @@ Deno.test("metrics end to end: an HTTP listen port in use is one clear line and 
     busy.close();
   }
 });
+
+for (const protocol of ["http", "grpc"] as const) {
+  Deno.test(`metrics over OTLP (${protocol}): OTEL_METRICS_EXPORTER=otlp pushes the same counters`, async () => {
+    const receiver = await startOtlpReceiver({ protocol });
+    const collector = await startCollectorProcess({
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+      OTEL_EXPORTER_OTLP_PROTOCOL: protocol === "http" ? "http/protobuf" : "grpc",
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+      OTEL_METRICS_EXPORTER: "otlp",
+      OTEL_METRIC_EXPORT_INTERVAL: "300",
+      OTEL_SERVICE_NAME: "nf2t-metrics",
+    });
+    try {
+      const v5 = encodeV5({ sysUptimeMs: 10_000, exportTimeMs: Date.now() }, [
+        { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 5000, dstPort: 443, protocol: 6 },
+      ]);
+      await sendDatagrams(collector.port, [v5, v5, new Uint8Array([0, 42, 0, 0])]);
+      await receiver.waitForSpans(3 * 2 + 2);
+      const latest = (name: string) => receiver.metrics.filter((m) => m.name === name).at(-1);
+      for (let i = 0; i < 50 && (latest("netflow2traces.spans_exported")?.points[0]?.value ?? 0) < 8; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      const datagrams = latest("netflow2traces.datagrams")!;
+      assert.equal(datagrams.kind, "sum");
+      assert.equal(datagrams.points[0].value, 3);
+      assert.equal(datagrams.resource["service.name"], "nf2t-metrics");
+      assert.equal(latest("netflow2traces.flows")!.points[0].value, 2);
+      assert.equal(latest("netflow2traces.spans_exported")!.points[0].value, 8);
+      const errors = latest("netflow2traces.decode_errors")!;
+      assert.deepEqual(errors.points.map((p) => [p.attributes.kind, p.value]), [["unknown_version", 1]]);
+      const queue = latest("netflow2traces.export_queue_capacity_spans")!;
+      assert.equal(queue.kind, "gauge");
+      assert.equal(queue.points[0].value, 65_536);
+      // Metrics requests are not spans.
+      assert.ok(receiver.spans.every((s) => s.name.startsWith("netflow.")));
+    } finally {
+      assert.equal(await collector.stop(), 0);
+      await receiver.close();
+    }
+  });
+}

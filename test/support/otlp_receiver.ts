@@ -323,6 +323,65 @@ export function decodeTraceRequest(bytes: Uint8Array): DecodedSpan[] {
 // ---------------------------------------------------------------------------------------------------------
 
 export const GRPC_TRACE_EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+export const GRPC_METRICS_EXPORT_PATH = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/** One data point of an OTLP metric, as far as the tests need it. */
+export interface DecodedMetricPoint {
+  value: number;
+  attributes: Attributes;
+}
+
+/** One metric of an `ExportMetricsServiceRequest` (sum or gauge). */
+export interface DecodedMetric {
+  name: string;
+  kind: "sum" | "gauge" | "other";
+  points: DecodedMetricPoint[];
+  resource: Attributes;
+}
+
+function decodeNumberPoint(buf: Uint8Array): DecodedMetricPoint {
+  const point: DecodedMetricPoint = { value: NaN, attributes: {} };
+  walk(buf, (field, wire, r) => {
+    if (field === 4 && wire === WIRE_I64) point.value = r.double();
+    else if (field === 6 && wire === WIRE_I64) point.value = Number(BigInt.asIntN(64, r.fixed64()));
+    else if (field === 7 && wire === WIRE_LEN) addKeyValue(point.attributes, r.bytes());
+    else return false;
+  });
+  return point;
+}
+
+/** Decodes an `ExportMetricsServiceRequest` (sums and gauges of number points). */
+export function decodeMetricsRequest(bytes: Uint8Array): DecodedMetric[] {
+  const out: DecodedMetric[] = [];
+  walk(bytes, (field, wire, r) => {
+    if (field !== 1 || wire !== WIRE_LEN) return false;
+    let resource: Attributes = {};
+    const scopes: Uint8Array[] = [];
+    walk(r.bytes(), (f, w, rr) => {
+      if (f === 1 && w === WIRE_LEN) resource = decodeKeyValueList(rr.bytes());
+      else if (f === 2 && w === WIRE_LEN) scopes.push(rr.bytes());
+      else return false;
+    });
+    for (const scope of scopes) {
+      walk(scope, (f, w, rr) => {
+        if (f !== 2 || w !== WIRE_LEN) return false;
+        const metric: DecodedMetric = { name: "", kind: "other", points: [], resource };
+        walk(rr.bytes(), (mf, mw, mr) => {
+          if (mf === 1 && mw === WIRE_LEN) metric.name = mr.string();
+          else if ((mf === 5 || mf === 7) && mw === WIRE_LEN) {
+            metric.kind = mf === 7 ? "sum" : "gauge";
+            walk(mr.bytes(), (df, dw, dr) => {
+              if (df === 1 && dw === WIRE_LEN) metric.points.push(decodeNumberPoint(dr.bytes()));
+              else return false;
+            });
+          } else return false;
+        });
+        out.push(metric);
+      });
+    }
+  });
+  return out;
+}
 
 /** How a failing receiver answers (defaults: HTTP 503, gRPC 14 UNAVAILABLE). */
 export interface FailWith {
@@ -373,6 +432,8 @@ export interface Receiver {
   setFailing(failing: boolean | FailWith): void;
   /** Delays every following answer by `ms` (0: answer at once). */
   setDelay(ms: number): void;
+  /** Every OTLP metric received (http `/v1/metrics`, gRPC MetricsService), in arrival order. */
+  readonly metrics: DecodedMetric[];
   /** Forgets the spans received so far (counters stay). */
   clear(): void;
   close(): Promise<void>;
@@ -385,6 +446,7 @@ interface State {
   headers: Record<string, string>;
   failing: FailWith | undefined;
   waiters: Set<() => void>;
+  metrics: DecodedMetric[];
   delayMs: number;
 }
 
@@ -430,6 +492,7 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     headers: {},
     failing: failingFrom(options.failWith),
     waiters: new Set(),
+    metrics: [],
     delayMs: options.delayMs ?? 0,
   };
   const { port, close } = options.protocol === "http"
@@ -450,6 +513,9 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     },
     get rejected() {
       return state.rejected;
+    },
+    get metrics() {
+      return state.metrics;
     },
     get headers() {
       return state.headers;
@@ -513,6 +579,18 @@ async function startHttp(
     req.on("end", () =>
       later(state, () => {
         if (res.destroyed || req.socket.destroyed) return; // the client gave up (timeout) while we waited
+        if (req.method === "POST" && req.url === "/v1/metrics" && !state.failing) {
+          try {
+            state.metrics.push(
+              ...decodeMetricsRequest(inflate(Buffer.concat(chunks), req.headers["content-encoding"])),
+            );
+          } catch (e) {
+            res.writeHead(400, { "content-type": "text/plain" }).end(String(e));
+            return;
+          }
+          res.writeHead(200, { "content-type": "application/x-protobuf", "content-length": "0" }).end();
+          return;
+        }
         if (req.method !== "POST" || req.url !== "/v1/traces") {
           res.writeHead(404).end();
           return;
@@ -594,6 +672,20 @@ async function startGrpc(
             "grpc-status": String(status),
             "grpc-message": encodeURIComponent(message),
           }, { endStream: true });
+        if (headers[":path"] === GRPC_METRICS_EXPORT_PATH && !state.failing) {
+          try {
+            const encoding = headers["grpc-encoding"] as string | undefined;
+            for (const msg of grpcMessages(Buffer.concat(chunks), encoding)) {
+              state.metrics.push(...decodeMetricsRequest(msg));
+            }
+          } catch (e) {
+            return trailersOnly(13, String(e));
+          }
+          stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
+          stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
+          stream.end(new Uint8Array(5));
+          return;
+        }
         if (headers[":path"] !== GRPC_TRACE_EXPORT_PATH) return trailersOnly(12, "unimplemented");
         state.requests++;
         state.headers = flattenHeaders(headers);
