@@ -329,45 +329,13 @@ export async function startOtlpMetrics(
   onError: (message: string) => void,
 ): Promise<OtlpMetrics> {
   const { OTLPExporterBase } = await import("@opentelemetry/otlp-exporter-base");
-  const { convertLegacyHttpOptions, createOtlpHttpExportDelegate } = await import(
-    "@opentelemetry/otlp-exporter-base/node-http"
-  );
-  const { convertLegacyOtlpGrpcOptions, createOtlpGrpcExportDelegate } = await import(
-    "@opentelemetry/otlp-grpc-exporter-base"
-  );
-  const { grpcExporterConfig, httpExporterConfig, withGrpcRetries } = await import("./traces/tracer.ts");
+  const { createOtlpDelegate } = await import("./traces/otlp_export.ts");
   const { ExportResultCode } = await import("@opentelemetry/core");
-  const serializer = {
-    serializeRequest: (body: Uint8Array) => body,
-    deserializeResponse: () => ({}),
-  };
-  const helper = { name: "metric_data_point" as const, countItems: () => 1 };
-  const delegate = options.protocol === "http/protobuf"
-    ? createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(
-        httpExporterConfig({ ...options, endpoint: metricsUrl(options.endpoint) }),
-        "METRICS",
-        "v1/metrics",
-        { "Content-Type": "application/x-protobuf" },
-      ),
-      serializer,
-      "otlp_http_metric_exporter",
-      helper as never,
-      undefined,
-    )
-    : withGrpcRetries(
-      createOtlpGrpcExportDelegate(
-        convertLegacyOtlpGrpcOptions(grpcExporterConfig(options), "METRICS"),
-        serializer,
-        "otlp_grpc_metric_exporter",
-        helper as never,
-        undefined,
-        "MetricsExportService",
-        "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export",
-      ),
-      options.timeoutMs,
-    );
-  const exporter = new OTLPExporterBase<Uint8Array>(delegate);
+  const delegate = createOtlpDelegate(
+    options.protocol === "http/protobuf" ? { ...options, endpoint: metricsUrl(options.endpoint) } : options,
+    "metrics",
+  );
+  const exporter = new OTLPExporterBase(delegate);
   const resource = {
     ...options.resourceAttributes,
     "service.name": options.serviceName,
@@ -386,7 +354,7 @@ export async function startOtlpMetrics(
         startNs,
         BigInt(Date.now()) * 1_000_000n,
       );
-      exporter.export(body, (result) => {
+      exporter.export({ body, items: 1 }, (result) => {
         if (result.code !== ExportResultCode.SUCCESS) {
           onError(result.error?.message ?? "metrics export failed");
         }

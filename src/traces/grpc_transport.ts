@@ -10,8 +10,6 @@ import { isIP } from "node:net";
 import { gzipSync } from "node:zlib";
 import type { ExportResponse, IExporterTransport } from "@opentelemetry/otlp-exporter-base";
 
-export const TRACE_EXPORT_PATH = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
-
 export interface GrpcTransportOptions {
   /** `http://host:port` (plaintext, h2c) or `https://host:port` (TLS). */
   endpoint: string;
@@ -22,6 +20,8 @@ export interface GrpcTransportOptions {
   clientCertificateFile?: string;
   /** Plaintext even for an https:// endpoint (OTEL_EXPORTER_OTLP_INSECURE). */
   insecure?: boolean;
+  /** The gRPC method, e.g. `/opentelemetry.proto.collector.trace.v1.TraceService/Export`. */
+  path: string;
   userAgent: string;
 }
 
@@ -64,7 +64,7 @@ export class GrpcTransport implements IExporterTransport {
       : {};
     this.baseHeaders = {
       ":method": "POST",
-      ":path": TRACE_EXPORT_PATH,
+      ":path": options.path,
       "content-type": "application/grpc",
       "te": "trailers",
       "user-agent": options.userAgent,

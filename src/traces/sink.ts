@@ -7,21 +7,12 @@
  * - `console` and `none`: the OpenTelemetry SDK Tracer and batch processor (tracer.ts).
  */
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import {
-  createOtlpNetworkExportDelegate,
-  ExporterMetrics,
-  OTLPExporterBase,
-} from "@opentelemetry/otlp-exporter-base";
-import {
-  convertLegacyHttpOptions,
-  createOtlpHttpExportDelegate,
-} from "@opentelemetry/otlp-exporter-base/node-http";
-import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
 import type { ExportPacket } from "../netflow/types.ts";
-import { GrpcTransport } from "./grpc_transport.ts";
+import { createOtlpDelegate, type EncodedRequest } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import { planTrace, SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
-import { createTracing, type ExportCounters, httpExporterConfig, type TracingOptions } from "./tracer.ts";
+import { createTracing, type ExportCounters, type TracingOptions } from "./tracer.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */
@@ -67,15 +58,6 @@ class SdkSink implements TraceSink {
   }
 }
 
-/** An encoded ExportTraceServiceRequest and how many spans it holds. */
-interface EncodedBatch {
-  body: Uint8Array;
-  spans: number;
-}
-
-/** Sent as the gRPC user-agent, like the SDK exporters. */
-const USER_AGENT = "netflow2traces OTel-OTLP-Exporter-JavaScript";
-
 /** Batches in flight at once: keeps the link busy while one request waits for its response. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
 
@@ -89,8 +71,8 @@ export class OtlpSpanSink implements TraceSink {
     exportFailures: 0,
   };
   private readonly encoder: OtlpTraceEncoder;
-  private readonly exporter: OTLPExporterBase<EncodedBatch>;
-  private readonly waiting: EncodedBatch[] = [];
+  private readonly exporter: OTLPExporterBase<EncodedRequest>;
+  private readonly waiting: EncodedRequest[] = [];
   private inFlight = 0;
   /** Spans encoded but not yet answered by the backend (current batch + waiting + in flight). */
   private held = 0;
@@ -107,7 +89,7 @@ export class OtlpSpanSink implements TraceSink {
       scopeName: options.scopeName,
       scopeVersion: options.scopeVersion,
     });
-    this.exporter = new OTLPExporterBase(createDelegate(options));
+    this.exporter = new OTLPExporterBase(createOtlpDelegate(options, "traces"));
     this.timer = setInterval(() => this.cut(), options.bsp.scheduleDelayMs);
     (this.timer as { unref?: () => void }).unref?.();
   }
@@ -141,7 +123,7 @@ export class OtlpSpanSink implements TraceSink {
   private cut(): void {
     const spans = this.encoder.spanCount;
     const body = this.encoder.takeRequest();
-    if (body) this.waiting.push({ body, spans });
+    if (body) this.waiting.push({ body, items: spans });
     this.pump();
   }
 
@@ -156,49 +138,16 @@ export class OtlpSpanSink implements TraceSink {
     }
   }
 
-  private done(batch: EncodedBatch, result: ExportResult): void {
+  private done(batch: EncodedRequest, result: ExportResult): void {
     this.inFlight--;
-    this.held -= batch.spans;
+    this.held -= batch.items;
     if (result.code === ExportResultCode.SUCCESS) {
-      this.counters.spansExported += batch.spans;
+      this.counters.spansExported += batch.items;
     } else {
-      this.counters.spansFailed += batch.spans;
+      this.counters.spansFailed += batch.items;
       this.counters.exportFailures++;
       this.counters.lastExportError = result.error?.message ?? String(result.error);
     }
     this.pump();
   }
-}
-
-/** The SDK's OTLP export delegate (transport, retries, timeout) around our pre-encoded request bodies. */
-function createDelegate(options: TracingOptions) {
-  const serializer = {
-    serializeRequest: (batch: EncodedBatch) => batch.body,
-    deserializeResponse: (data: Uint8Array) => ProtobufTraceSerializer.deserializeResponse(data),
-  };
-  const metricsHelper = { name: "span" as const, countItems: (batch: EncodedBatch) => batch.spans };
-  if (options.protocol === "http/protobuf") {
-    return createOtlpHttpExportDelegate(
-      convertLegacyHttpOptions(httpExporterConfig(options), "TRACES", "v1/traces", {
-        "Content-Type": "application/x-protobuf",
-      }),
-      serializer,
-      "otlp_http_span_exporter",
-      metricsHelper,
-      undefined,
-    );
-  }
-  return createOtlpNetworkExportDelegate(
-    // The transport compresses and retries by itself; the delegate bounds concurrency and reports results.
-    { timeoutMillis: options.timeoutMs, concurrencyLimit: 30, compression: "none" },
-    serializer,
-    new ExporterMetrics({
-      componentType: "otlp_grpc_span_exporter",
-      metricsHelper,
-      url: options.endpoint,
-      meterProvider: undefined,
-      responseAttributesFromError: () => ({}),
-    }),
-    new GrpcTransport({ ...options, userAgent: USER_AGENT }),
-  );
 }

@@ -1,4 +1,7 @@
-/** The OpenTelemetry SDK set-up: resource, batch processor sized for flow volume, and the trace exporter. */
+/**
+ * The OpenTelemetry SDK set-up for `OTEL_TRACES_EXPORTER=console|none`: resource, batch processor, console
+ * exporter; plus the types and OTLP/HTTP settings the direct export path (sink.ts) shares.
+ */
 import type { Context } from "@opentelemetry/api";
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
@@ -10,16 +13,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import { OTLPTraceExporter as HttpTraceExporter } from "@opentelemetry/exporter-trace-otlp-proto";
-import { OTLPTraceExporter as GrpcTraceExporter } from "@opentelemetry/exporter-trace-otlp-grpc";
-import { type ChannelCredentials, credentials, Metadata } from "@grpc/grpc-js";
-import { isIP } from "node:net";
-import {
-  CompressionAlgorithm,
-  type IOtlpExportDelegate,
-  type OTLPExporterNodeConfigBase,
-} from "@opentelemetry/otlp-exporter-base";
-import type { OTLPGRPCExporterConfigNode } from "@opentelemetry/otlp-grpc-exporter-base";
+import { CompressionAlgorithm, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
 import { readFileSync } from "node:fs";
 import process from "node:process";
 import type { HrTime } from "@opentelemetry/api";
@@ -111,11 +105,12 @@ export function createTracing(options: TracingOptions): Tracing {
   };
 }
 
-function createExporter(options: TracingOptions): SpanExporter {
-  if (options.tracesExporter === "console") return new ConsoleLineExporter();
-  return options.protocol === "http/protobuf"
-    ? new HttpTraceExporter(httpExporterConfig(options))
-    : new GrpcTraceExporter(grpcExporterConfig(options));
+/**
+ * The SDK path serves `OTEL_TRACES_EXPORTER=console` (and `none`, with no processor at all); OTLP export
+ * goes through the direct encoder instead (sink.ts).
+ */
+function createExporter(_options: TracingOptions): SpanExporter {
+  return new ConsoleLineExporter();
 }
 
 /** The OTLP/HTTP exporter settings (endpoint, headers, timeout, compression, TLS) from our options. */
@@ -138,87 +133,6 @@ export function httpExporterConfig(options: TracingOptions): OTLPExporterNodeCon
       ...(cert ? { cert } : {}),
       ...(key ? { key } : {}),
     },
-  };
-}
-
-/** The OTLP/gRPC exporter settings (endpoint, metadata, timeout, compression, TLS) from our options. */
-export function grpcExporterConfig(options: TracingOptions): OTLPGRPCExporterConfigNode {
-  const metadata = new Metadata();
-  for (const [k, v] of Object.entries(options.headers)) metadata.set(k.toLowerCase(), v);
-  const secure = options.endpoint.startsWith("https:") && !options.insecure;
-  const read = (path?: string) => (path ? readFileSync(path) : null);
-  return {
-    url: options.endpoint,
-    metadata,
-    timeoutMillis: options.timeoutMs,
-    compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
-    credentials: secure
-      ? withoutIpServername(credentials.createSsl(
-        read(options.certificateFile),
-        read(options.clientKeyFile),
-        read(options.clientCertificateFile),
-      ))
-      : credentials.createInsecure(),
-  };
-}
-
-/**
- * grpc-js sends the endpoint's host as TLS SNI even when it is an IP address; Node tolerates that, Deno's
- * node:tls refuses it ("options.servername must not be an IP address") and every export to
- * `https://10.0.0.5:4317` would fail. SNI carries host names only (RFC 6066 §3), so drop it for IP literals;
- * the certificate is still verified against the IP (tls.connect falls back to `host`).
- */
-function withoutIpServername(creds: ChannelCredentials): ChannelCredentials {
-  type Connector = { connectionOptions?: { servername?: string } };
-  const internal = creds as unknown as { _createSecureConnector?: (...args: unknown[]) => Connector };
-  const create = internal._createSecureConnector;
-  if (typeof create !== "function") return creds;
-  internal._createSecureConnector = (...args: unknown[]) => {
-    const connector = create.apply(creds, args);
-    const options = connector?.connectionOptions;
-    if (options?.servername && isIP(options.servername)) delete options.servername;
-    return connector;
-  };
-  return creds;
-}
-
-/** gRPC status codes the OTLP specification calls retryable (RESOURCE_EXHAUSTED only with RetryInfo: not here). */
-const RETRYABLE_GRPC_CODES = new Set([1, 4, 10, 11, 14, 15]);
-const RETRY_INITIAL_MS = 1_000, RETRY_MAX_MS = 5_000, RETRY_MULTIPLIER = 1.5;
-
-/**
- * Retries gRPC exports that failed with a retryable status (UNAVAILABLE, DEADLINE_EXCEEDED, …) with
- * exponential backoff (1 s × 1.5, at most 5 s, ±20 % jitter) until `timeoutMs` after the first attempt, as
- * the SDK does for HTTP. The SDK's gRPC transport (0.223.1) reports every error as final, so without this an
- * export made while the channel reconnects after an outage fails at once and its spans are lost.
- */
-export function withGrpcRetries<T>(
-  delegate: IOtlpExportDelegate<T>,
-  timeoutMs: number,
-): IOtlpExportDelegate<T> {
-  return {
-    export(batch, done) {
-      const deadline = Date.now() + timeoutMs;
-      let backoff = RETRY_INITIAL_MS;
-      const attempt = () =>
-        delegate.export(batch, (result) => {
-          const code = (result.error as { code?: unknown } | undefined)?.code;
-          const wait = Math.min(backoff, RETRY_MAX_MS) * (0.8 + 0.4 * Math.random());
-          if (
-            result.code === ExportResultCode.SUCCESS || typeof code !== "number" ||
-            !RETRYABLE_GRPC_CODES.has(code) ||
-            Date.now() + wait >= deadline
-          ) {
-            return done(result);
-          }
-          backoff *= RETRY_MULTIPLIER;
-          setTimeout(attempt, wait);
-        });
-      attempt();
-    },
-    forceFlush: () => delegate.forceFlush(),
-    shutdown: () => delegate.shutdown(),
-    setMetrics: (metrics) => delegate.setMetrics(metrics),
   };
 }
 
