@@ -9,6 +9,9 @@ import { ConfigError, parseCli } from "./src/config.ts";
 import { createLogger } from "./src/log.ts";
 import { BindError } from "./src/udp/source.ts";
 
+/** A repeated signal within this window is the same signal delivered twice (see onSignal). */
+const SIGNAL_ECHO_MS = 1_000;
+
 async function main(argv: string[]): Promise<number> {
   let cli;
   try {
@@ -36,12 +39,16 @@ async function main(argv: string[]): Promise<number> {
   // Signal handlers go in before the socket opens: a SIGTERM right after "listening" must flush, not kill.
   const { promise: stopped, resolve } = Promise.withResolvers<void>();
   const ready = Promise.withResolvers<Collector>();
-  let signals = 0;
+  let firstSignalAt: number | undefined;
   const onSignal = (signal: string) => {
-    if (++signals > 1) {
+    if (firstSignalAt !== undefined) {
+      // Ctrl-C reaches the whole process group, and task runners (deno task, npx) forward it once more:
+      // a copy within a second is that echo, not a person asking to quit at once.
+      if (performance.now() - firstSignalAt < SIGNAL_ECHO_MS) return;
       log.warn(`second ${signal}: exiting without flushing`);
       process.exit(130);
     }
+    firstSignalAt = performance.now();
     log.info(`${signal} received: draining and flushing`);
     ready.promise
       .then((collector) => collector.stop())

@@ -263,3 +263,26 @@ Deno.test("IPv6 listen address :: receives datagrams sent to ::1", async () => {
     await collector.stop("SIGKILL");
   }
 });
+
+Deno.test("signals: an immediate echo of SIGTERM is ignored; a second one later exits at once (130)", async () => {
+  // Nothing listens on the endpoint and the timeout is long: the flush at shutdown takes seconds.
+  const collector = await startCollectorProcess({
+    OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+    OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+    OTEL_EXPORTER_OTLP_TIMEOUT: "30000",
+    OTEL_BSP_SCHEDULE_DELAY: "50",
+  });
+  try {
+    await sendDatagrams(collector.port, [v5Datagram(1, 5)]);
+    await new Promise((r) => setTimeout(r, 300)); // an export is now retrying against the closed port
+    collector.kill("SIGTERM");
+    collector.kill("SIGTERM"); // the echo a task runner adds
+    await new Promise((r) => setTimeout(r, 1_300));
+    assert.doesNotMatch(collector.stderr(), /exiting without flushing/);
+    collector.kill("SIGTERM");
+    assert.equal(await collector.exited, 130, collector.stderr());
+    assert.match(collector.stderr(), /second SIGTERM: exiting without flushing/);
+  } finally {
+    await collector.stop("SIGKILL");
+  }
+});

@@ -10,6 +10,8 @@ export interface CollectorProcess {
   stdout(): string;
   /** Sends `signal` and waits for the exit code. */
   stop(signal?: Deno.Signal): Promise<number>;
+  /** Sends `signal` without waiting. */
+  kill(signal: Deno.Signal): void;
   /** Waits for the process to exit by itself. */
   exited: Promise<number>;
 }
@@ -99,15 +101,19 @@ export async function startCollectorProcess(
     }
   }
   listening.promise.catch(() => {});
+  const kill = (signal: Deno.Signal) => {
+    try {
+      child.kill(signal);
+    } catch { /* already exited */ }
+  };
   return {
     port,
     stderr: () => err,
     stdout: () => out,
     exited,
+    kill,
     async stop(signal: Deno.Signal = "SIGTERM") {
-      try {
-        child.kill(signal);
-      } catch { /* already exited */ }
+      kill(signal);
       return await exited;
     },
   };
