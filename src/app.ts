@@ -17,7 +17,13 @@ import {
 import type { ExportCounters } from "./traces/tracer.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
-import { HealthTracker, type OtlpMetrics, prometheusText, startOtlpMetrics } from "./metrics.ts";
+import {
+  HealthTracker,
+  type MetricsSources,
+  type OtlpMetrics,
+  prometheusText,
+  startOtlpMetrics,
+} from "./metrics.ts";
 
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
@@ -134,21 +140,21 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   // Self-metrics and health (NETFLOW_HTTP_LISTEN): see src/metrics.ts.
   const health = new HealthTracker(exported, () => receiveRunning);
   timers.push(setInterval(() => health.sample(), 1_000));
+  const metricsSources: MetricsSources = {
+    ingest,
+    exported,
+    decoder: decoderStats,
+    queueDepth: () => queueDepth,
+    queueCapacity: config.bsp.maxQueueSize,
+    exportFailingSeconds: () => health.failingSeconds(),
+    healthy: () => health.healthy(),
+  };
   let httpServer: HttpServer | undefined;
   try {
     await ready.promise;
     if (config.httpListen) {
       httpServer = await startHttpServer(config.httpListen.host, config.httpListen.port, {
-        metrics: () =>
-          prometheusText({
-            ingest,
-            exported,
-            decoder: decoderStats,
-            queueDepth: () => queueDepth,
-            queueCapacity: config.bsp.maxQueueSize,
-            exportFailingSeconds: () => health.failingSeconds(),
-            healthy: () => health.healthy(),
-          }),
+        metrics: () => prometheusText(metricsSources),
         healthy: () => health.healthy(),
       });
     }
@@ -164,15 +170,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   let otlpMetrics: OtlpMetrics | undefined;
   if (config.metricsExporter === "otlp" && config.tracesExporter === "otlp") {
     otlpMetrics = await startOtlpMetrics(
-      {
-        ingest,
-        exported,
-        decoder: decoderStats,
-        queueDepth: () => queueDepth,
-        queueCapacity: config.bsp.maxQueueSize,
-        exportFailingSeconds: () => health.failingSeconds(),
-        healthy: () => health.healthy(),
-      },
+      metricsSources,
       { ...config, intervalMs: config.metricExportIntervalMs },
       (error) => log.debug("metrics export failed", { error }),
     );

@@ -12,30 +12,13 @@
  * await startHttpServer(host, port, { metrics: () => metrics.prometheus(), healthy: () => health.healthy() });
  * ```
  */
+import type { IngestCounters } from "./app.ts";
 import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
-
-/** The ingest counters of src/app.ts (structurally; this module does not import the app). */
-export interface IngestCountersView {
-  datagrams: number;
-  bytes: number;
-  flows: number;
-  rejected: number;
-  errors: Record<string, number>;
-  sequenceLost: number;
-}
-
-/** The export counters of src/traces/tracer.ts (structurally). */
-export interface ExportCountersView {
-  spansQueued: number;
-  spansDropped: number;
-  spansExported: number;
-  spansFailed: number;
-  exportFailures: number;
-}
+import type { ExportCounters } from "./traces/tracer.ts";
 
 export interface MetricsSources {
-  ingest: IngestCountersView;
-  exported: ExportCountersView;
+  ingest: IngestCounters;
+  exported: ExportCounters;
   decoder: TemplateDecoderStats;
   /** Spans waiting in the export queue now. */
   queueDepth: () => number;
@@ -194,7 +177,7 @@ export class HealthTracker {
   private failingSince: number | undefined;
 
   constructor(
-    private readonly exported: ExportCountersView,
+    private readonly exported: ExportCounters,
     private readonly receiving: () => boolean,
     private readonly limitMs = HEALTH_EXPORT_FAILING_MS,
     private readonly now: () => number = Date.now,

@@ -3,6 +3,7 @@
  * exporter; plus the types and OTLP/HTTP settings the direct export path (sink.ts) shares.
  */
 import type { Context } from "@opentelemetry/api";
+import type { Config } from "../config.ts";
 import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import {
@@ -18,22 +19,24 @@ import { readFileSync } from "node:fs";
 import process from "node:process";
 import type { HrTime } from "@opentelemetry/api";
 
-export interface TracingOptions {
-  tracesExporter: "otlp" | "console" | "none";
-  protocol: "grpc" | "http/protobuf";
-  endpoint: string;
-  headers: Record<string, string>;
-  timeoutMs: number;
-  compression: "gzip" | "none";
-  certificateFile?: string;
-  clientKeyFile?: string;
-  clientCertificateFile?: string;
-  insecure?: boolean;
-  serviceName: string;
-  serviceVersion: string;
-  resourceAttributes: Record<string, string>;
-  bsp: { maxQueueSize: number; maxExportBatchSize: number; scheduleDelayMs: number; exportTimeoutMs: number };
-}
+/** What the exporters need from the configuration (config.ts is the one place that reads it). */
+export type TracingOptions = Pick<
+  Config,
+  | "tracesExporter"
+  | "protocol"
+  | "endpoint"
+  | "headers"
+  | "timeoutMs"
+  | "compression"
+  | "certificateFile"
+  | "clientKeyFile"
+  | "clientCertificateFile"
+  | "insecure"
+  | "serviceName"
+  | "serviceVersion"
+  | "resourceAttributes"
+  | "bsp"
+>;
 
 /** Counters the stats line and the metrics report. */
 export interface ExportCounters {
