@@ -5,7 +5,9 @@ set -euo pipefail
 
 # Binary, image and installer tests: qemu-user-static + libc6-arm64-cross (the arm64 binary), shellcheck,
 # systemd (systemd-analyze verify), ca-certificates (the image's CA bundle), util-linux (unshare).
-PACKAGES=(softflowd pmacct tshark qemu-user-static libc6-arm64-cross shellcheck systemd ca-certificates util-linux)
+# TLS tests: openssl (certificates). Installer tests: curl and wget.
+PACKAGES=(softflowd pmacct tshark qemu-user-static libc6-arm64-cross shellcheck systemd ca-certificates util-linux
+  openssl curl wget)
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
