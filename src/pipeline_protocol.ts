@@ -82,7 +82,7 @@ export type WorkerReply =
   | { type: "stopped"; snapshot: PipelineSnapshot };
 
 /** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */
-const BATCH_BYTES = 512 * 1024;
+const BATCH_BYTES = 64 * 1024;
 /** Per record: receive time (f64), port (u16), address length (u8), payload length (u32). */
 const RECORD_HEADER = 8 + 2 + 1 + 4;
 

@@ -23,9 +23,10 @@ class Writer {
   buf: Uint8Array;
   pos = 0;
   private view: DataView;
-  constructor(capacity = 1 << 16) {
-    this.buf = new Uint8Array(capacity);
-    this.view = new DataView(this.buf.buffer);
+  /** A new buffer of `capacity` bytes, or writing into `storage` from its start. */
+  constructor(capacity: number | Uint8Array = 1 << 16) {
+    this.buf = typeof capacity === "number" ? new Uint8Array(capacity) : capacity;
+    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
   }
   private static readonly utf8 = new TextEncoder();
 
@@ -268,16 +269,21 @@ export class OtlpTraceEncoder {
     return n;
   }
 
-  /** The request holding every span written since the last call, or undefined when there is none. */
-  takeRequest(): Uint8Array | undefined {
+  /**
+   * The request holding every span written since the last call, or undefined when there is none. It is
+   * written into `storage` when that is large enough (so the caller can recycle request buffers), else into
+   * a new buffer of exactly the request's size.
+   */
+  takeRequest(storage?: Uint8Array): Uint8Array | undefined {
     if (this.spanCount === 0) return undefined;
     this.spanCount = 0;
     // ExportTraceServiceRequest.resource_spans(1) { resource, scope_spans(2) { scope, spans… } }, written
-    // into one exactly sized buffer: the span bytes are copied once, and no intermediate buffer is garbage.
+    // into one buffer: the span bytes are copied once, and no intermediate buffer is garbage.
     const body = this.spans.buf.subarray(0, this.spans.pos);
     const scopeSpansLen = this.scope.length + body.length;
     const resourceSpansLen = this.header.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
-    const out = new Writer(1 + varintSize(resourceSpansLen) + resourceSpansLen);
+    const size = 1 + varintSize(resourceSpansLen) + resourceSpansLen;
+    const out = new Writer(storage && storage.length >= size ? storage : size);
     out.tag(1, 2);
     out.varint(resourceSpansLen);
     out.raw(this.header);
@@ -286,7 +292,7 @@ export class OtlpTraceEncoder {
     out.raw(this.scope);
     out.raw(body);
     this.spans.pos = 0;
-    return out.buf;
+    return out.buf.subarray(0, out.pos);
   }
 
   // One Span message (ScopeSpans.spans = 2), fields in the SDK serializer's order.

@@ -73,6 +73,11 @@ export class OtlpSpanSink implements TraceSink {
   private readonly encoder: OtlpTraceEncoder;
   private readonly exporter: OTLPExporterBase<EncodedRequest>;
   private readonly waiting: EncodedRequest[] = [];
+  /**
+   * Request buffers to write the next requests into. Recycling them keeps about 70 MB/s of short-lived
+   * external memory (at 100k flows/s) from piling up between garbage collections.
+   */
+  private readonly spareBuffers: Uint8Array[] = [];
   private inFlight = 0;
   /** Spans encoded but not yet answered by the backend (current batch + waiting + in flight). */
   private held = 0;
@@ -122,7 +127,9 @@ export class OtlpSpanSink implements TraceSink {
   /** Closes the current batch and sends what the in-flight limit allows. */
   private cut(): void {
     const spans = this.encoder.spanCount;
-    const body = this.encoder.takeRequest();
+    const spare = this.spareBuffers.pop();
+    const body = this.encoder.takeRequest(spare);
+    if (spare && body?.buffer !== spare.buffer) this.spareBuffers.push(spare);
     if (body) this.waiting.push({ body, items: spans });
     this.pump();
   }
@@ -140,6 +147,10 @@ export class OtlpSpanSink implements TraceSink {
 
   private done(batch: EncodedRequest, result: ExportResult): void {
     this.inFlight--;
+    // The transport is done with the body (sent and answered, or abandoned): its buffer can be reused.
+    if (this.spareBuffers.length < MAX_EXPORTS_IN_FLIGHT) {
+      this.spareBuffers.push(new Uint8Array(batch.body.buffer, batch.body.byteOffset));
+    }
     this.held -= batch.items;
     if (result.code === ExportResultCode.SUCCESS) {
       this.counters.spansExported += batch.items;
