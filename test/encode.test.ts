@@ -20,6 +20,7 @@ import {
   VARIABLE_LENGTH,
 } from "../src/tools/encode.ts";
 import { pcapBytes, udpFrame, writePcap } from "./support/pcap.ts";
+import { missingTools } from "./support/exporters.ts";
 
 const hex = (b: Uint8Array) => Buffer.from(b).toString("hex");
 /** Hex with spaces and `|` separators for readability. */
@@ -281,22 +282,8 @@ Deno.test("pcap: global header, Ethernet/IPv4/UDP lengths and checksums, IPv6 fr
 // tshark cross-check
 // ---------------------------------------------------------------------------------------------------------
 
-async function tsharkAvailable(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("tshark", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
 const CI = process.env.CI === "true";
-const HAVE_TSHARK = await tsharkAvailable();
+const HAVE_TSHARK = missingTools(["tshark"]).length === 0;
 if (!HAVE_TSHARK && !CI) {
   console.warn("encode.test.ts: tshark not installed, skipping the tshark cross-check");
 }

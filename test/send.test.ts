@@ -10,6 +10,7 @@ import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { type NetflowVersion, type SyntheticDatagram, TrafficGenerator } from "../src/tools/traffic.ts";
 import { dirname, fromFileUrl, join } from "./support/paths.ts";
 import { writePcap } from "./support/pcap.ts";
+import { missingTools } from "./support/exporters.ts";
 
 const ROOT = join(dirname(fromFileUrl(import.meta.url)), "..");
 const T0 = 1_750_000_000_000;
@@ -158,22 +159,8 @@ Deno.test("generator: rejects what the formats cannot carry", () => {
 // tshark agrees with our decoder
 // ---------------------------------------------------------------------------------------------------------
 
-async function tsharkAvailable(): Promise<boolean> {
-  try {
-    const { success } = await new Deno.Command("tshark", {
-      args: ["--version"],
-      stdout: "null",
-      stderr: "null",
-    })
-      .output();
-    return success;
-  } catch {
-    return false;
-  }
-}
-
 const CI = process.env.CI === "true";
-const HAVE_TSHARK = await tsharkAvailable();
+const HAVE_TSHARK = missingTools(["tshark"]).length === 0;
 if (!HAVE_TSHARK && !CI) console.warn("send.test.ts: tshark not installed, skipping the tshark cross-check");
 
 type Obj = Record<string, unknown>;
