@@ -14,7 +14,12 @@ import {
   type WorkerReply,
   type WorkerRequest,
 } from "./pipeline_protocol.ts";
-import type { ExportCounters } from "./traces/tracer.ts";
+import {
+  type ExportCounters,
+  type ExportStatus,
+  initialExportStatus,
+  zeroExportCounters,
+} from "./traces/export_counters.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
@@ -62,20 +67,16 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     sequenceLost: 0,
   };
   // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
-  const exported: ExportCounters = {
-    spansQueued: 0,
-    spansDropped: 0,
-    spansExported: 0,
-    spansFailed: 0,
-    exportFailures: 0,
-  };
+  const exported: ExportCounters = zeroExportCounters();
   const decoderStats = { ...new TemplateDecoder({}).stats };
   let queueDepth = 0;
+  let exportStatus: ExportStatus = initialExportStatus();
   const applySnapshot = (s: PipelineSnapshot) => {
     Object.assign(ingest, s.decode);
     Object.assign(exported, s.export);
     Object.assign(decoderStats, s.decoder);
     queueDepth = s.queueDepth;
+    exportStatus = s.exportStatus;
   };
 
   const worker = startPipelineWorker();
@@ -138,8 +139,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     timers.push(setInterval(() => log.info(stats.line()), config.statsIntervalMs));
   }
   // Self-metrics and health (NETFLOW_HTTP_LISTEN): see src/metrics.ts.
-  const health = new HealthTracker(exported, () => receiveRunning);
-  timers.push(setInterval(() => health.sample(), 1_000));
+  const health = new HealthTracker(() => exportStatus, () => receiveRunning);
   const metricsSources: MetricsSources = {
     ingest,
     exported,
@@ -147,6 +147,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     queueDepth: () => queueDepth,
     queueCapacity: config.bsp.maxQueueSize,
     exportFailingSeconds: () => health.failingSeconds(),
+    exportStatus: () => exportStatus,
     healthy: () => health.healthy(),
   };
   let httpServer: HttpServer | undefined;
@@ -156,6 +157,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
       httpServer = await startHttpServer(config.httpListen.host, config.httpListen.port, {
         metrics: () => prometheusText(metricsSources),
         healthy: () => health.healthy(),
+        healthDetail: () => health.detail(exported),
       });
     }
   } catch (err) {
@@ -243,11 +245,18 @@ class StatsReporter {
       `queue=${this.queueDepth()} rss_mb=${mb(mem.rss)} heap_mb=${mb(mem.heapUsed)}`;
   }
 
+  /**
+   * Totals since start, with the books: flows (decoded) + flows_restored (from the spool) = flows_exported +
+   * flows_dropped + flows_failed + flows_held, and the same for spans.
+   */
   totals(): string {
     const errors = Object.values(this.ingest.errors).reduce((a, b) => a + b, 0);
     const e = this.exported;
     return `packets=${this.ingest.datagrams} flows=${this.ingest.flows} errors=${errors} ` +
       `rejected=${this.ingest.rejected} sequence_lost=${this.ingest.sequenceLost} ` +
-      `spans_exported=${e.spansExported} spans_dropped=${e.spansDropped} spans_failed=${e.spansFailed}`;
+      `flows_exported=${e.flowsExported} flows_dropped=${e.flowsDropped} flows_failed=${e.flowsFailed} ` +
+      `flows_held=${e.flowsHeld} flows_restored=${e.flowsRestored} ` +
+      `spans_exported=${e.spansExported} spans_dropped=${e.spansDropped} spans_failed=${e.spansFailed} ` +
+      `spans_held=${e.spansHeld} spans_restored=${e.spansRestored}`;
   }
 }

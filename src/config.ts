@@ -43,6 +43,9 @@ export interface Config {
   serviceVersion: string;
   resourceAttributes: Record<string, string>;
   bsp: { maxQueueSize: number; maxExportBatchSize: number; scheduleDelayMs: number; exportTimeoutMs: number };
+  /** Absolute path of the spool directory (NETFLOW_SPOOL_DIR); absent: no spool. */
+  spoolDir?: string;
+  spoolMaxBytes: number;
   logLevel: LogLevel;
   /** Absolute path. */
   templateCacheFile?: string;
@@ -98,6 +101,7 @@ export const DEFAULTS = {
   statsIntervalSeconds: 60,
   attributeValueLengthLimit: 2_048,
   metricExportIntervalMs: 60_000,
+  spoolMaxBytes: 1_073_741_824,
 } as const;
 
 export interface EnvVar {
@@ -146,9 +150,11 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("OTEL_BSP_MAX_QUEUE_SIZE", String(DEFAULTS.maxQueueSize), "spans held for export; beyond it spans are dropped"),
   v("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", String(DEFAULTS.maxExportBatchSize), "spans per export request (<= queue size)"),
   v("OTEL_BSP_SCHEDULE_DELAY", String(DEFAULTS.scheduleDelayMs), "ms between exports of a partial batch"),
-  v("OTEL_BSP_EXPORT_TIMEOUT", String(DEFAULTS.exportTimeoutMs), "ms before an export is abandoned"),
+  v("OTEL_BSP_EXPORT_TIMEOUT", String(DEFAULTS.exportTimeoutMs), "at shutdown: ms to deliver what is held"),
   v("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (to stderr)", "--log-level"),
   v("NETFLOW_TEMPLATE_CACHE_FILE", "", "file where v9/IPFIX templates persist across restarts"),
+  v("NETFLOW_SPOOL_DIR", "", "directory where unsent export batches wait, across restarts"),
+  v("NETFLOW_SPOOL_MAX_BYTES", String(DEFAULTS.spoolMaxBytes), "spool bound; when full, the oldest go"),
   v("NETFLOW_SPAN_TIME", "flow", "flow (span = the flow's times) or receive (ends at receipt)"),
   v("NETFLOW_UNKNOWN_FIELDS", "true", "emit unknown elements as netflow.field.* (true/false)"),
   v("NETFLOW_ALLOWED_EXPORTERS", "", "comma-separated CIDRs allowed to send (unset: all)"),
@@ -371,6 +377,30 @@ function readableFile(v: Value | undefined, cwd: string): string | undefined {
   return path;
 }
 
+/** A directory we may write in: it exists, or its parent does (it is created at start). */
+function writableDirectory(v: Value | undefined, cwd: string): string | undefined {
+  if (!v) return undefined;
+  const path = resolve(cwd, v.text);
+  let target = path;
+  try {
+    if (!statSync(path).isDirectory()) fail(v, "is not a directory");
+  } catch (err) {
+    if (err instanceof ConfigError) throw err;
+    target = dirname(path);
+    let parentOk = false;
+    try {
+      parentOk = statSync(target).isDirectory();
+    } catch { /* reported below */ }
+    if (!parentOk) fail(v, `neither it nor its parent directory ${target} exists`);
+  }
+  try {
+    accessSync(target, constants.W_OK);
+  } catch (err) {
+    fail(v, `cannot write in ${target} (${(err as { code?: string }).code ?? (err as Error).message})`);
+  }
+  return path;
+}
+
 /** A file that may not exist yet but whose directory must. */
 function writableLocation(v: Value | undefined, cwd: string): string | undefined {
   if (!v) return undefined;
@@ -557,6 +587,14 @@ function buildConfig(src: Source, cwd: string): Config {
     },
     logLevel,
     templateCacheFile: writableLocation(src.get("NETFLOW_TEMPLATE_CACHE_FILE"), cwd),
+    spoolDir: writableDirectory(src.get("NETFLOW_SPOOL_DIR"), cwd),
+    spoolMaxBytes: integer(
+      src.get("NETFLOW_SPOOL_MAX_BYTES"),
+      DEFAULTS.spoolMaxBytes,
+      1_048_576,
+      Number.MAX_SAFE_INTEGER,
+      " (bytes, at least 1 MiB)",
+    ),
     spanTime: oneOf(src.get("NETFLOW_SPAN_TIME"), ["flow", "receive"] as const, "flow"),
     unknownFields: boolean(src.get("NETFLOW_UNKNOWN_FIELDS")) ?? true,
     allowedExporters,

@@ -17,6 +17,8 @@ export interface HttpHandlers {
   metrics: () => string;
   /** `/healthz` answers 200 "ok" when true, else 503 "unhealthy". */
   healthy: () => boolean;
+  /** Lines that follow "ok" / "unhealthy" in `/healthz` (the export state). */
+  healthDetail?: () => string;
 }
 
 export interface HttpServer {
@@ -40,7 +42,10 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
     };
     if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
     try {
-      if (path === "/healthz") return handlers.healthy() ? reply(200, "ok\n") : reply(503, "unhealthy\n");
+      if (path === "/healthz") {
+        const detail = handlers.healthDetail?.() ?? "";
+        return handlers.healthy() ? reply(200, `ok\n${detail}`) : reply(503, `unhealthy\n${detail}`);
+      }
       if (path === "/metrics") return reply(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
       return reply(404, "not found: try /metrics or /healthz\n");
     } catch (err) {

@@ -6,15 +6,14 @@
  * bookkeeping runs on the receive path.
  *
  * ```ts
- * const metrics = new SelfMetrics({ ingest, exported: tracing.counters, decoder: decoder.templates.stats,
- *   queueDepth: tracing.queueDepth, queueCapacity: 65_536 });
- * const health = new HealthTracker(tracing.counters, () => receiveLoopRunning);
- * await startHttpServer(host, port, { metrics: () => metrics.prometheus(), healthy: () => health.healthy() });
+ * const sources: MetricsSources = { ingest, exported, decoder, queueDepth: () => 0, queueCapacity: 65_536 };
+ * const health = new HealthTracker(() => exportStatus, () => receiveLoopRunning);
+ * await startHttpServer(host, port, { metrics: () => prometheusText(sources), healthy: () => health.healthy() });
  * ```
  */
 import type { IngestCounters } from "./app.ts";
 import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
-import type { ExportCounters } from "./traces/tracer.ts";
+import type { ExportCounters, ExportStatus } from "./traces/export_counters.ts";
 
 export interface MetricsSources {
   ingest: IngestCounters;
@@ -26,6 +25,8 @@ export interface MetricsSources {
   queueCapacity: number;
   /** Seconds the exporter has been failing without a success in between (0 when it is not failing). */
   exportFailingSeconds?: () => number;
+  /** The export state (last success, failures, spool). */
+  exportStatus?: () => ExportStatus;
   /** 1 when healthy, 0 otherwise. */
   healthy?: () => boolean;
 }
@@ -105,17 +106,71 @@ export const METRICS: readonly MetricDef[] = [
   m(
     "spans_dropped_total",
     "counter",
-    "spans dropped because the export queue (OTEL_BSP_MAX_QUEUE_SIZE) was full",
+    "spans dropped: the export queue (OTEL_BSP_MAX_QUEUE_SIZE) or the spool was full",
     (s) => s.exported.spansDropped,
   ),
   m("spans_exported_total", "counter", "spans the OTLP endpoint accepted", (s) => s.exported.spansExported),
   m(
     "spans_failed_total",
     "counter",
-    "spans in export requests that failed after the exporter's retries",
+    "spans the endpoint rejected (malformed request, partial success) or still held at shutdown without a spool",
     (s) => s.exported.spansFailed,
   ),
-  m("export_failures_total", "counter", "failed export requests", (s) => s.exported.exportFailures),
+  m(
+    "spans_held",
+    "gauge",
+    "spans built and not yet accepted: queued, in flight or spooled",
+    (s) => s.exported.spansHeld,
+  ),
+  m(
+    "spans_restored_total",
+    "counter",
+    "spans read back from the spool at start",
+    (s) => s.exported.spansRestored,
+  ),
+  m(
+    "flows_exported_total",
+    "counter",
+    "flow spans the OTLP endpoint accepted",
+    (s) => s.exported.flowsExported,
+  ),
+  m(
+    "flows_dropped_total",
+    "counter",
+    "flow spans dropped (queue or spool full)",
+    (s) => s.exported.flowsDropped,
+  ),
+  m(
+    "flows_failed_total",
+    "counter",
+    "flow spans rejected or lost at shutdown",
+    (s) => s.exported.flowsFailed,
+  ),
+  m("flows_held", "gauge", "flow spans built and not yet accepted", (s) => s.exported.flowsHeld),
+  m(
+    "export_failures_total",
+    "counter",
+    "failed export attempts (each is retried unless malformed)",
+    (s) => s.exported.exportFailures,
+  ),
+  m(
+    "export_consecutive_failures",
+    "gauge",
+    "failed export attempts since the last success",
+    (s) => s.exportStatus?.().consecutiveFailures ?? 0,
+  ),
+  m(
+    "export_last_success_timestamp_seconds",
+    "gauge",
+    "unix time of the last accepted export request (0: none yet)",
+    (s) => (s.exportStatus?.().lastSuccessMs ?? 0) / 1000,
+  ),
+  m(
+    "spool_bytes",
+    "gauge",
+    "bytes of export batches in NETFLOW_SPOOL_DIR",
+    (s) => s.exportStatus?.().spoolBytes ?? 0,
+  ),
   m("export_queue_spans", "gauge", "spans waiting in the export queue", (s) => s.queueDepth()),
   m(
     "export_queue_capacity_spans",
@@ -163,44 +218,46 @@ export function prometheusText(sources: MetricsSources): string {
 export const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
 
 /**
- * The health verdict: healthy while the receive loop runs and the exporter has not been failing for more
- * than {@link HEALTH_EXPORT_FAILING_MS} (5 minutes: long enough to ride out a backend restart, short enough
- * for an orchestrator to notice a collector whose backend is gone or whose credentials are wrong).
- *
- * It samples the export counters (on every call to {@link sample}, {@link healthy} or
- * {@link failingSeconds}): a new failure with no new success starts the failing clock, any new success
- * stops it.
+ * The health verdict: healthy while the receive loop runs and exports have not been failing for more than
+ * {@link HEALTH_EXPORT_FAILING_MS} (5 minutes: long enough to ride out a backend restart, short enough for an
+ * orchestrator to notice a collector whose backend is gone or whose credentials are wrong). Held spans are
+ * not lost meanwhile: they wait in the queue (and the spool) and are retried.
  */
 export class HealthTracker {
-  private lastFailures: number;
-  private lastExported: number;
-  private failingSince: number | undefined;
-
   constructor(
-    private readonly exported: ExportCounters,
+    private readonly status: () => ExportStatus,
     private readonly receiving: () => boolean,
     private readonly limitMs = HEALTH_EXPORT_FAILING_MS,
     private readonly now: () => number = Date.now,
-  ) {
-    this.lastFailures = exported.exportFailures;
-    this.lastExported = exported.spansExported;
-  }
-
-  sample(): void {
-    const { exportFailures, spansExported } = this.exported;
-    if (spansExported !== this.lastExported) this.failingSince = undefined;
-    else if (exportFailures !== this.lastFailures) this.failingSince ??= this.now();
-    this.lastExported = spansExported;
-    this.lastFailures = exportFailures;
-  }
+  ) {}
 
   failingSeconds(): number {
-    this.sample();
-    return this.failingSince === undefined ? 0 : Math.max(0, (this.now() - this.failingSince) / 1000);
+    const since = this.status().failingSinceMs;
+    return since === undefined ? 0 : Math.max(0, (this.now() - since) / 1000);
   }
 
   healthy(): boolean {
     return this.receiving() && this.failingSeconds() * 1000 <= this.limitMs;
+  }
+
+  /** The lines after `ok` / `unhealthy` in `/healthz`: the export state as `key=value`. */
+  detail(exported: ExportCounters): string {
+    const s = this.status();
+    const iso = (ms?: number) => (ms === undefined ? undefined : new Date(ms).toISOString());
+    const lines: [string, unknown][] = [
+      ["receiving", this.receiving()],
+      ["export_state", s.state],
+      ["export_failing_since", iso(s.failingSinceMs)],
+      ["export_last_success", iso(s.lastSuccessMs)],
+      ["export_consecutive_failures", s.consecutiveFailures],
+      ["export_last_error", s.state === "failing" ? s.lastError : undefined],
+      ["spans_held", exported.spansHeld],
+      ["spool_bytes", s.spoolBytes],
+      ["spool_batches", s.spoolBatches],
+    ];
+    return lines.filter(([, v]) => v !== undefined).map(([k, v]) =>
+      `${k}=${typeof v === "string" && /[\s"=]/.test(v) ? JSON.stringify(v) : v}\n`
+    ).join("");
   }
 }
 
@@ -311,46 +368,36 @@ export async function startOtlpMetrics(
   options: import("./traces/tracer.ts").TracingOptions & { intervalMs: number },
   onError: (message: string) => void,
 ): Promise<OtlpMetrics> {
-  const { OTLPExporterBase } = await import("@opentelemetry/otlp-exporter-base");
-  const { createOtlpDelegate } = await import("./traces/otlp_export.ts");
-  const { ExportResultCode } = await import("@opentelemetry/core");
-  const delegate = createOtlpDelegate(
+  const { createTransport } = await import("./traces/otlp_export.ts");
+  const transport = createTransport(
     options.protocol === "http/protobuf" ? { ...options, endpoint: metricsUrl(options.endpoint) } : options,
     "metrics",
   );
-  const exporter = new OTLPExporterBase(delegate);
   const resource = {
     ...options.resourceAttributes,
     "service.name": options.serviceName,
     "service.version": options.serviceVersion,
   };
   const startNs = BigInt(Date.now()) * 1_000_000n;
-  const push = () =>
-    new Promise<void>((resolve) => {
-      const body = encodeMetricsRequest(
-        sources,
-        resource,
-        {
-          name: "netflow2traces",
-          version: options.serviceVersion,
-        },
-        startNs,
-        BigInt(Date.now()) * 1_000_000n,
-      );
-      exporter.export({ body, items: 1 }, (result) => {
-        if (result.code !== ExportResultCode.SUCCESS) {
-          onError(result.error?.message ?? "metrics export failed");
-        }
-        resolve();
-      });
-    });
+  // Cumulative values: a failed push is not retried, the next one carries the same totals.
+  const push = async () => {
+    const body = encodeMetricsRequest(
+      sources,
+      resource,
+      { name: "netflow2traces", version: options.serviceVersion },
+      startNs,
+      BigInt(Date.now()) * 1_000_000n,
+    );
+    const outcome = await transport.send(body, options.timeoutMs);
+    if (outcome.kind !== "accepted") onError(outcome.problem.message);
+  };
   const timer = setInterval(push, options.intervalMs);
   (timer as { unref?: () => void }).unref?.();
   return {
     async shutdown() {
       clearInterval(timer);
       await push();
-      await exporter.shutdown();
+      transport.close();
     },
   };
 }

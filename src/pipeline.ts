@@ -35,7 +35,7 @@ export class Pipeline {
       samplingOverride: overrides.size ? (address) => overrides.get(address) : undefined,
     });
     if (settings.templateCacheFile) this.restoreTemplates(settings.templateCacheFile);
-    this.sink = createTraceSink(settings);
+    this.sink = createTraceSink(settings, log);
     this.timers.push(setInterval(() => {
       for (const packet of this.decoder.expire(Date.now())) this.emit(packet);
     }, EXPIRE_INTERVAL_MS));
@@ -56,6 +56,7 @@ export class Pipeline {
       export: this.sink.counters,
       decoder: this.decoder.templates.stats,
       queueDepth: this.sink.queueDepth(),
+      exportStatus: this.sink.exportStatus(),
     };
   }
 

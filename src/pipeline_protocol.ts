@@ -4,7 +4,8 @@
  */
 import type { Config } from "./config.ts";
 import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
-import type { ExportCounters, TracingOptions } from "./traces/tracer.ts";
+import type { ExportCounters, ExportStatus } from "./traces/export_counters.ts";
+import type { TracingOptions } from "./traces/tracer.ts";
 
 /** Everything the pipeline needs from the configuration: plain data, so it can cross into a Worker. */
 export interface PipelineSettings extends TracingOptions {
@@ -41,6 +42,8 @@ export function pipelineSettings(
     serviceVersion: config.serviceVersion,
     resourceAttributes: config.resourceAttributes,
     bsp: config.bsp,
+    spoolDir: config.spoolDir,
+    spoolMaxBytes: config.spoolMaxBytes,
     logLevel: config.logLevel,
     unknownFields: config.unknownFields,
     samplingDefault: config.samplingDefault,
@@ -69,6 +72,7 @@ export interface PipelineSnapshot {
   export: ExportCounters;
   decoder: TemplateDecoderStats;
   queueDepth: number;
+  exportStatus: ExportStatus;
 }
 
 export type WorkerRequest =

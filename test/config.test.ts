@@ -99,6 +99,8 @@ Deno.test("ENV_VARS: the table's defaults match what parseCli does, and --help l
   assert.equal(byName.NETFLOW_SPAN_TIME, c.spanTime);
   assert.equal(byName.NETFLOW_UNKNOWN_FIELDS, String(c.unknownFields));
   assert.equal(byName.NETFLOW_STATS_INTERVAL, String(c.statsIntervalMs / 1000));
+  assert.equal(byName.NETFLOW_SPOOL_MAX_BYTES, String(c.spoolMaxBytes));
+  assert.equal(c.spoolDir, undefined);
   assert.ok(byName.OTEL_EXPORTER_OTLP_ENDPOINT.includes(DEFAULTS.grpcEndpoint));
 
   const help = helpText();
@@ -154,6 +156,9 @@ const INVALID: [string, string][] = [
   ["OTEL_BSP_EXPORT_TIMEOUT", "0"],
   ["LOG_LEVEL", "verbose"],
   ["NETFLOW_TEMPLATE_CACHE_FILE", "/nonexistent-dir/templates.json"],
+  ["NETFLOW_SPOOL_DIR", "/nonexistent-dir/spool"],
+  ["NETFLOW_SPOOL_DIR", "/etc/hostname"],
+  ["NETFLOW_SPOOL_MAX_BYTES", "1000"],
   ["NETFLOW_SPAN_TIME", "export"],
   ["NETFLOW_UNKNOWN_FIELDS", "sometimes"],
   ["NETFLOW_ALLOWED_EXPORTERS", "10.0.0.0/8,10.0.0.999"],

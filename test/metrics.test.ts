@@ -8,6 +8,7 @@ import { DEFAULT_TEMPLATE_DECODER_OPTIONS, TemplateDecoder } from "../src/netflo
 import { encodeV5 } from "../src/tools/encode.ts";
 import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
+import { type ExportStatus, initialExportStatus, zeroExportCounters } from "../src/traces/export_counters.ts";
 
 function sources(): MetricsSources {
   return {
@@ -19,7 +20,7 @@ function sources(): MetricsSources {
       errors: { truncated: 1, 'we"ird\n': 4 },
       sequenceLost: 5,
     },
-    exported: { spansQueued: 9, spansDropped: 1, spansExported: 8, spansFailed: 0, exportFailures: 0 },
+    exported: { ...zeroExportCounters(), spansQueued: 9, spansDropped: 1, spansExported: 8, spansHeld: 1 },
     decoder: new TemplateDecoder(DEFAULT_TEMPLATE_DECODER_OPTIONS).stats,
     queueDepth: () => 1,
     queueCapacity: 2048,
@@ -63,21 +64,30 @@ Deno.test("metrics: Prometheus text with HELP/TYPE for every metric, errors labe
 Deno.test("health: unhealthy after exports fail for longer than the limit, healthy again on success", () => {
   let now = 0;
   let receiving = true;
-  const exported = { spansQueued: 0, spansDropped: 0, spansExported: 0, spansFailed: 0, exportFailures: 0 };
-  const health = new HealthTracker(exported, () => receiving, 60_000, () => now);
+  let status: ExportStatus = initialExportStatus();
+  const health = new HealthTracker(() => status, () => receiving, 60_000, () => now);
   assert.equal(health.healthy(), true);
-  exported.exportFailures++;
-  now = 1_000;
-  health.sample(); // failing from 1 s
+  status = {
+    ...status,
+    state: "failing",
+    failingSinceMs: 1_000,
+    consecutiveFailures: 1,
+    lastError: "refused",
+  };
   now = 60_000;
-  exported.exportFailures++;
   assert.equal(health.healthy(), true);
   assert.equal(health.failingSeconds(), 59);
+  assert.match(health.detail(zeroExportCounters()), /export_state=failing\n/);
+  assert.match(health.detail(zeroExportCounters()), /export_last_error=refused\n/);
   now = 61_001;
   assert.equal(health.healthy(), false);
-  exported.spansExported += 10; // one success resets the clock
+  status = { ...initialExportStatus(), lastSuccessMs: 61_000 }; // one success resets the clock
   assert.equal(health.healthy(), true);
   assert.equal(health.failingSeconds(), 0);
+  assert.match(
+    health.detail(zeroExportCounters()),
+    /export_state=ok\nexport_last_success=1970-01-01T00:01:01.000Z/,
+  );
   receiving = false;
   assert.equal(health.healthy(), false);
 });
@@ -134,7 +144,7 @@ Deno.test("metrics end to end: /metrics and /healthz of the collector process, a
     assert.equal(values.get("netflow2traces_templates"), 0);
     const hz = await fetch(`${base}/healthz`);
     assert.equal(hz.status, 200);
-    assert.equal(await hz.text(), "ok\n");
+    assert.match(await hz.text(), /^ok\nreceiving=true\nexport_state=ok\n/);
     const ok = await healthcheck(`127.0.0.1:${httpPort}`);
     assert.equal(ok.code, 0, ok.out);
   } finally {

@@ -90,7 +90,7 @@ function viaSdk(ps: ExportPacket[]): DecodedSpan[] {
 function viaEncoder(ps: ExportPacket[]): DecodedSpan[] {
   const encoder = new OtlpTraceEncoder({ resource, scopeName: "netflow2traces", scopeVersion: "1.2.3" });
   for (const p of ps) encoder.write(planTrace(p, options));
-  return decodeTraceRequest(encoder.takeRequest()!);
+  return decodeTraceRequest(encoder.takeRequest()!.body);
 }
 
 /** Replaces random ids by their role, so two traces of the same packets compare equal. */
@@ -151,7 +151,7 @@ Deno.test("direct encoding: large requests (multi-byte lengths) and an empty enc
   assert.equal(encoder.takeRequest(), undefined);
   const ps = packets();
   for (let i = 0; i < 500; i++) encoder.write(planTrace(ps[i % ps.length], options));
-  const spans = decodeTraceRequest(encoder.takeRequest()!);
+  const spans = decodeTraceRequest(encoder.takeRequest()!.body);
   assert.equal(spans.length, Math.floor(500 / 3) * (4 + 3 + 2) + (4 + 3));
   assert.equal(encoder.spanCount, 0);
 });

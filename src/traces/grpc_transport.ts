@@ -2,13 +2,23 @@
  * OTLP/gRPC as one unary call over node:http2: a 5-byte frame header, the protobuf request, `grpc-status`
  * in the trailers. Why not @grpc/grpc-js: under Deno its per-message work made export the bottleneck
  * (spans dropped at 100k flows/s, see docs/PERFORMANCE.md); the call itself needs nothing grpc-js adds.
- * It plugs into the OpenTelemetry export delegate as its transport, retries included.
+ * One call per attempt: the delivery queue (delivery.ts) retries. INVALID_ARGUMENT is the one status that
+ * rejects the request itself; RetryInfo in `grpc-status-details-bin` sets the next attempt's delay.
  */
 import http2 from "node:http2";
+import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
 import { gzipSync } from "node:zlib";
-import type { ExportResponse, IExporterTransport } from "@opentelemetry/otlp-exporter-base";
+import {
+  CREDENTIALS_HINT,
+  describeNetworkError,
+  GRPC_STATUS_NAMES,
+  parseGrpcRetryInfo,
+  readPartialSuccess,
+  type SendOutcome,
+  type Transport,
+} from "./transport.ts";
 
 export interface GrpcTransportOptions {
   /** `http://host:port` (plaintext, h2c) or `https://host:port` (TLS). */
@@ -25,25 +35,12 @@ export interface GrpcTransportOptions {
   userAgent: string;
 }
 
-/** gRPC status codes worth retrying (OTLP spec: transient failures). */
-const RETRYABLE = new Set([
-  1, /* CANCELLED */
-  4, /* DEADLINE_EXCEEDED */
-  8,
-  10,
-  11,
-  14, /* UNAVAILABLE */
-  15,
-]);
+const INVALID_ARGUMENT = 3, PERMISSION_DENIED = 7, UNAUTHENTICATED = 16;
 
-/** Retries: exponential backoff with jitter, within the export's own timeout. */
-const MAX_ATTEMPTS = 5;
-const INITIAL_BACKOFF_MS = 1_000;
-const MAX_BACKOFF_MS = 5_000;
-
-export class GrpcTransport implements IExporterTransport {
+export class GrpcTransport implements Transport {
   private session: http2.ClientHttp2Session | undefined;
   private readonly authority: string;
+  private readonly host: string;
   private readonly connectOptions: http2.SecureClientSessionOptions;
   private readonly baseHeaders: http2.OutgoingHttpHeaders;
 
@@ -51,6 +48,7 @@ export class GrpcTransport implements IExporterTransport {
     const url = new URL(options.endpoint);
     const tls = url.protocol === "https:" && !options.insecure;
     this.authority = `${tls ? "https" : "http"}://${url.host}`;
+    this.host = url.host;
     const read = (path?: string) => (path ? readFileSync(path) : undefined);
     this.connectOptions = tls
       ? {
@@ -73,20 +71,7 @@ export class GrpcTransport implements IExporterTransport {
     for (const [k, v] of Object.entries(options.headers)) this.baseHeaders[k.toLowerCase()] = v;
   }
 
-  async send(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
-    const deadline = Date.now() + timeoutMillis;
-    let backoff = INITIAL_BACKOFF_MS;
-    for (let attempt = 1;; attempt++) {
-      const response = await this.call(data, Math.max(1, deadline - Date.now()));
-      if (response.status !== "retryable" || attempt >= MAX_ATTEMPTS) return response;
-      const wait = Math.min(backoff * (0.8 + Math.random() * 0.4), MAX_BACKOFF_MS);
-      if (Date.now() + wait >= deadline) return response;
-      await new Promise((r) => setTimeout(r, wait));
-      backoff = Math.min(backoff * 1.5, MAX_BACKOFF_MS);
-    }
-  }
-
-  shutdown(): void {
+  close(): void {
     this.session?.close();
     this.session = undefined;
   }
@@ -104,16 +89,20 @@ export class GrpcTransport implements IExporterTransport {
     return session;
   }
 
-  private call(data: Uint8Array, timeoutMillis: number): Promise<ExportResponse> {
+  send(data: Uint8Array, timeoutMs: number): Promise<SendOutcome> {
     const compressed = this.options.compression === "gzip";
     const message = compressed ? gzipSync(data) : data;
     const frame = new Uint8Array(5 + message.length);
     frame[0] = compressed ? 1 : 0;
     new DataView(frame.buffer).setUint32(1, message.length);
     frame.set(message, 5);
-    return new Promise<ExportResponse>((resolve) => {
+    const networkFailure = (err: unknown): SendOutcome => {
+      this.close();
+      return { kind: "retry", problem: { message: describeNetworkError(err, this.host) } };
+    };
+    return new Promise<SendOutcome>((resolve) => {
       let settled = false;
-      const done = (r: ExportResponse) => {
+      const done = (r: SendOutcome) => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
@@ -121,54 +110,65 @@ export class GrpcTransport implements IExporterTransport {
       };
       let stream: http2.ClientHttp2Stream;
       try {
-        stream = this.connect().request({
-          ...this.baseHeaders,
-          "grpc-timeout": `${Math.ceil(timeoutMillis)}m`,
-        });
+        stream = this.connect().request({ ...this.baseHeaders, "grpc-timeout": `${Math.ceil(timeoutMs)}m` });
       } catch (err) {
-        this.shutdown();
-        done({ status: "retryable", error: err as Error });
+        done(networkFailure(err));
         return;
       }
       const timer = setTimeout(() => {
         stream.close(http2.constants.NGHTTP2_CANCEL);
-        done({ status: "retryable", error: new Error(`gRPC export timed out after ${timeoutMillis} ms`) });
-      }, timeoutMillis);
+        done({ kind: "retry", problem: { message: `no answer from ${this.host} within ${timeoutMs} ms` } });
+      }, timeoutMs);
       let httpStatus = 0;
-      let status: string | undefined;
+      let status: number | undefined;
       let statusMessage = "";
+      let details: Uint8Array | undefined;
+      const readStatus = (h: http2.IncomingHttpHeaders) => {
+        if (h["grpc-status"] === undefined) return;
+        status = Number(h["grpc-status"]);
+        try {
+          statusMessage = decodeURIComponent(String(h["grpc-message"] ?? ""));
+        } catch {
+          statusMessage = String(h["grpc-message"]);
+        }
+        const bin = h["grpc-status-details-bin"];
+        if (typeof bin === "string") details = Buffer.from(bin, "base64");
+      };
       const chunks: Uint8Array[] = [];
+      // A trailers-only response carries grpc-status in the headers.
       stream.on("response", (headers) => {
         httpStatus = Number(headers[":status"]);
-        // A trailers-only response carries grpc-status in the headers.
-        if (headers["grpc-status"] !== undefined) {
-          status = String(headers["grpc-status"]);
-          statusMessage = decodeURIComponent(String(headers["grpc-message"] ?? ""));
-        }
+        readStatus(headers);
       });
-      stream.on("trailers", (trailers) => {
-        status = String(trailers["grpc-status"]);
-        statusMessage = decodeURIComponent(String(trailers["grpc-message"] ?? ""));
-      });
+      stream.on("trailers", readStatus);
       stream.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-      stream.on("error", (err) => {
-        this.shutdown();
-        done({ status: "retryable", error: err });
-      });
+      stream.on("error", (err) => done(networkFailure(err)));
       stream.on("close", () => {
-        if (status === "0") {
+        if (status === 0) {
           const body = Buffer.concat(chunks);
-          done({ status: "success", data: body.length > 5 ? body.subarray(5) : undefined });
+          const partial = readPartialSuccess(body.length > 5 ? body.subarray(5) : undefined);
+          done({ kind: "accepted", rejectedSpans: partial.rejected, message: partial.message });
           return;
         }
-        const code = status === undefined ? undefined : Number(status);
-        const error = new Error(
-          code === undefined
-            ? `gRPC export failed: HTTP ${httpStatus || "no response"}, no grpc-status`
-            : `gRPC export failed: status ${code}${statusMessage ? ` (${statusMessage})` : ""}`,
-        );
-        if (code === undefined || RETRYABLE.has(code)) done({ status: "retryable", error });
-        else done({ status: "failure", error });
+        if (status === undefined) {
+          const why = httpStatus
+            ? `HTTP ${httpStatus} without grpc-status (not a gRPC endpoint? try OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf)`
+            : "the connection closed without an answer";
+          done({ kind: "retry", problem: { message: `gRPC export failed: ${why}` } });
+          return;
+        }
+        const name = GRPC_STATUS_NAMES[status] ?? `status ${status}`;
+        const text = `gRPC ${name}${statusMessage ? `: ${statusMessage.slice(0, 200)}` : ""}`;
+        if (status === INVALID_ARGUMENT) done({ kind: "rejected", problem: { message: text } });
+        else if (status === UNAUTHENTICATED || status === PERMISSION_DENIED) {
+          done({ kind: "retry", problem: { message: `${CREDENTIALS_HINT} (${text})`, credentials: true } });
+        } else {
+          done({
+            kind: "retry",
+            problem: { message: text },
+            retryAfterMs: details ? parseGrpcRetryInfo(details) : undefined,
+          });
+        }
       });
       stream.end(frame);
     });

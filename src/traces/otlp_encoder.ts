@@ -157,13 +157,17 @@ class Writer {
   }
 }
 
-/** Random trace and span ids from a pool, refilled in bulk (one crypto call per 4 KiB of ids). */
+/**
+ * Random trace and span ids from a pool, refilled in bulk (one crypto call per 4 KiB of ids). A refill takes
+ * a new pool rather than overwriting the old one: ids handed out are views that must keep their bytes while
+ * the rest of their packet is written (overwriting in place once split traces in two).
+ */
 class IdSource {
   private pool = new Uint8Array(4096);
   private pos = this.pool.length;
   next(n: 8 | 16): Uint8Array {
     if (this.pos + n > this.pool.length) {
-      crypto.getRandomValues(this.pool);
+      this.pool = crypto.getRandomValues(new Uint8Array(4096));
       this.pos = 0;
     }
     const id = this.pool.subarray(this.pos, this.pos + n);
@@ -180,9 +184,28 @@ export interface EncoderIdentity {
   scopeVersion: string;
 }
 
+/** One complete ExportTraceServiceRequest and what it holds. */
+export interface EncodedTraceRequest {
+  body: Uint8Array;
+  spans: number;
+  /** `netflow.flow` spans among them. */
+  flows: number;
+  /** Its first span continues a packet whose first spans went in the previous request. */
+  continued: boolean;
+}
+
+/** Where a request is cut: it never holds more spans, nor (but for one oversized span) more bytes. */
+export interface RequestLimits {
+  maxSpans: number;
+  maxBytes: number;
+  /** Called while {@link OtlpTraceEncoder.write} runs, as soon as the current request is full: take it. */
+  onFull: () => void;
+}
+
 /**
- * Accumulates spans of many packets and hands them out as complete ExportTraceServiceRequest bodies.
- * Not re-entrant: one encoder per producer.
+ * Accumulates spans of many packets and hands them out as complete ExportTraceServiceRequest bodies. With
+ * {@link RequestLimits}, a packet's spans may straddle requests: the ids are fixed per packet, so its trace
+ * stays whole. Not re-entrant: one encoder per producer.
  */
 export class OtlpTraceEncoder {
   private readonly spans = new Writer();
@@ -191,8 +214,14 @@ export class OtlpTraceEncoder {
   private readonly ids = new IdSource();
   /** Spans written since the last {@link takeRequest}. */
   spanCount = 0;
+  /** `netflow.flow` spans written since the last {@link takeRequest}. */
+  flowCount = 0;
+  /** A packet is being written (its remaining spans go in the next request if this one is taken now). */
+  private insidePacket = false;
+  /** The current request begins with the rest of a packet. */
+  private continued = false;
 
-  constructor(identity: EncoderIdentity) {
+  constructor(identity: EncoderIdentity, private readonly limits?: RequestLimits) {
     // resource (ResourceSpans.1) and scope (ScopeSpans.1) never change: encode them once.
     const w = new Writer(4096);
     w.tag(1, 2);
@@ -226,6 +255,8 @@ export class OtlpTraceEncoder {
     const traceId = this.ids.next(16);
     const rootId = this.ids.next(8);
     const processId = this.ids.next(8);
+    const flows = plan.flows;
+    this.insidePacket = true;
     this.span(
       w,
       traceId,
@@ -238,6 +269,7 @@ export class OtlpTraceEncoder {
       plan.exportAttributes,
       plan.error,
     );
+    this.written(false);
     this.span(
       w,
       traceId,
@@ -251,7 +283,9 @@ export class OtlpTraceEncoder {
         "netflow.flow.count": plan.flows.length,
       },
     );
-    for (const f of plan.flows) {
+    this.written(flows.length === 0);
+    for (let i = 0; i < flows.length; i++) {
+      const f = flows[i];
       this.span(
         w,
         traceId,
@@ -263,10 +297,18 @@ export class OtlpTraceEncoder {
         f.endMs,
         f.attributes,
       );
+      this.flowCount++;
+      this.written(i === flows.length - 1);
     }
-    const n = plan.flows.length + 2;
-    this.spanCount += n;
-    return n;
+    return flows.length + 2;
+  }
+
+  /** Counts one span; cuts the request when it is full. */
+  private written(lastOfPacket: boolean): void {
+    this.spanCount++;
+    if (lastOfPacket) this.insidePacket = false;
+    const l = this.limits;
+    if (l && (this.spanCount >= l.maxSpans || this.spans.pos >= l.maxBytes)) l.onFull();
   }
 
   /**
@@ -274,9 +316,12 @@ export class OtlpTraceEncoder {
    * written into `storage` when that is large enough (so the caller can recycle request buffers), else into
    * a new buffer of exactly the request's size.
    */
-  takeRequest(storage?: Uint8Array): Uint8Array | undefined {
+  takeRequest(storage?: Uint8Array): EncodedTraceRequest | undefined {
     if (this.spanCount === 0) return undefined;
+    const spans = this.spanCount, flows = this.flowCount, continued = this.continued;
     this.spanCount = 0;
+    this.flowCount = 0;
+    this.continued = this.insidePacket;
     // ExportTraceServiceRequest.resource_spans(1) { resource, scope_spans(2) { scope, spans… } }, written
     // into one buffer: the span bytes are copied once, and no intermediate buffer is garbage.
     const body = this.spans.buf.subarray(0, this.spans.pos);
@@ -292,7 +337,7 @@ export class OtlpTraceEncoder {
     out.raw(this.scope);
     out.raw(body);
     this.spans.pos = 0;
-    return out.buf.subarray(0, out.pos);
+    return { body: out.buf.subarray(0, out.pos), spans, flows, continued };
   }
 
   // One Span message (ScopeSpans.spans = 2), fields in the SDK serializer's order.

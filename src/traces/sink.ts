@@ -1,18 +1,25 @@
 /**
  * Where decoded packets go: a {@link TraceSink} turns each packet into its trace and exports it.
  *
- * - `otlp`: {@link OtlpSpanSink} encodes spans straight to OTLP protobuf (otlp_encoder.ts) and sends the
- *   batches through the OpenTelemetry exporter transports (HTTP or gRPC: retries with backoff, timeouts,
- *   compression, TLS, headers), with a bounded queue and several exports in flight.
+ * - `otlp`: {@link OtlpSpanSink} encodes spans straight to OTLP protobuf (otlp_encoder.ts) and hands the
+ *   requests to delivery.ts (bounded queue, retries until accepted, optional spool, visible trouble), which
+ *   sends them over HTTP or gRPC (http_transport.ts, grpc_transport.ts).
  * - `console` and `none`: the OpenTelemetry SDK Tracer and batch processor (tracer.ts).
  */
-import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import { OTLPExporterBase } from "@opentelemetry/otlp-exporter-base";
+import type { Logger } from "../log.ts";
 import type { ExportPacket } from "../netflow/types.ts";
-import { createOtlpDelegate, type EncodedRequest } from "./otlp_export.ts";
+import { Delivery } from "./delivery.ts";
+import {
+  type ExportCounters,
+  type ExportStatus,
+  initialExportStatus,
+  zeroExportCounters,
+} from "./export_counters.ts";
+import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import { planTrace, SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
-import { createTracing, type ExportCounters, type TracingOptions } from "./tracer.ts";
+import { Spool } from "./spool.ts";
+import { createTracing, type TracingOptions } from "./tracer.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */
@@ -20,6 +27,8 @@ export interface TraceSink {
   readonly counters: ExportCounters;
   /** Spans built and not yet handed to the backend. */
   queueDepth(): number;
+  /** Whether exports succeed, and since when they fail. */
+  exportStatus(): ExportStatus;
   /** Exports everything queued, then releases the exporter. */
   shutdown(): Promise<void>;
 }
@@ -29,8 +38,8 @@ export interface SinkOptions extends TracingOptions, SpanBuilderOptions {
   scopeVersion: string;
 }
 
-export function createTraceSink(options: SinkOptions): TraceSink {
-  return options.tracesExporter === "otlp" ? new OtlpSpanSink(options) : new SdkSink(options);
+export function createTraceSink(options: SinkOptions, log: Logger): TraceSink {
+  return options.tracesExporter === "otlp" ? new OtlpSpanSink(options, log) : new SdkSink(options);
 }
 
 /** The SDK path: Tracer → BatchSpanProcessor → exporter (console lines, or nothing). */
@@ -53,38 +62,40 @@ class SdkSink implements TraceSink {
   queueDepth(): number {
     return this.tracing.queueDepth();
   }
+  exportStatus(): ExportStatus {
+    return initialExportStatus();
+  }
   shutdown(): Promise<void> {
     return this.tracing.shutdown();
   }
 }
 
-/** Batches in flight at once: keeps the link busy while one request waits for its response. */
+/** Requests in flight at once while the backend answers: keeps the link busy while one waits. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
+/**
+ * Bytes per OTLP request at most (but for a single oversized span): the OpenTelemetry Collector's gRPC
+ * receiver refuses messages over 4 MiB by default, and a refused request would take every packet in it down.
+ */
+export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
-/** The fast path: spans encoded directly, exported in batches over the SDK's OTLP transports. */
+/**
+ * The fast path: spans encoded directly into OTLP requests of at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans
+ * (a packet may straddle requests; its trace stays whole), delivered by {@link Delivery}: retried until
+ * accepted, spooled when NETFLOW_SPOOL_DIR is set.
+ */
 export class OtlpSpanSink implements TraceSink {
-  readonly counters: ExportCounters = {
-    spansQueued: 0,
-    spansDropped: 0,
-    spansExported: 0,
-    spansFailed: 0,
-    exportFailures: 0,
-  };
+  readonly counters: ExportCounters = zeroExportCounters();
   private readonly encoder: OtlpTraceEncoder;
-  private readonly exporter: OTLPExporterBase<EncodedRequest>;
-  private readonly waiting: EncodedRequest[] = [];
+  private readonly delivery: Delivery;
   /**
    * Request buffers to write the next requests into. Recycling them keeps about 70 MB/s of short-lived
    * external memory (at 100k flows/s) from piling up between garbage collections.
    */
   private readonly spareBuffers: Uint8Array[] = [];
-  private inFlight = 0;
-  /** Spans encoded but not yet answered by the backend (current batch + waiting + in flight). */
-  private held = 0;
   private readonly timer: ReturnType<typeof setInterval>;
-  private idle: (() => void)[] = [];
+  private readonly spooled: boolean;
 
-  constructor(private readonly options: SinkOptions) {
+  constructor(private readonly options: SinkOptions, log: Logger) {
     this.encoder = new OtlpTraceEncoder({
       resource: {
         ...options.resourceAttributes,
@@ -93,72 +104,70 @@ export class OtlpSpanSink implements TraceSink {
       },
       scopeName: options.scopeName,
       scopeVersion: options.scopeVersion,
+    }, {
+      maxSpans: options.bsp.maxExportBatchSize,
+      maxBytes: MAX_REQUEST_BYTES,
+      onFull: () => this.cut(),
     });
-    this.exporter = new OTLPExporterBase(createOtlpDelegate(options, "traces"));
+    this.spooled = options.spoolDir !== undefined;
+    this.delivery = new Delivery({
+      transport: createTransport(options, "traces"),
+      timeoutMs: options.timeoutMs,
+      concurrency: MAX_EXPORTS_IN_FLIGHT,
+      memorySpans: options.bsp.maxQueueSize,
+      spool: options.spoolDir !== undefined
+        ? { store: new Spool(options.spoolDir), maxBytes: options.spoolMaxBytes }
+        : undefined,
+      endpoint: options.endpoint,
+      log,
+      counters: this.counters,
+      release: (body) => {
+        if (this.spareBuffers.length < MAX_EXPORTS_IN_FLIGHT) {
+          this.spareBuffers.push(new Uint8Array(body.buffer, body.byteOffset));
+        }
+      },
+    });
+    this.delivery.restore();
     this.timer = setInterval(() => this.cut(), options.bsp.scheduleDelayMs);
     (this.timer as { unref?: () => void }).unref?.();
   }
 
   emit(packet: ExportPacket): void {
-    const spans = packet.flows.length + 2;
-    if (this.held + spans > this.options.bsp.maxQueueSize) {
-      this.counters.spansDropped += spans;
+    const flows = packet.flows.length;
+    const spans = flows + 2;
+    const c = this.counters;
+    // Without a spool the queue bound refuses the newest packet, whole; with one, the spool evicts the oldest.
+    if (!this.spooled && c.spansHeld + spans > this.options.bsp.maxQueueSize) {
+      c.spansDropped += spans;
+      c.flowsDropped += flows;
       return;
     }
+    c.spansHeld += spans;
+    c.flowsHeld += flows;
+    c.spansQueued += spans;
+    c.flowsQueued += flows;
     this.encoder.write(planTrace(packet, this.options));
-    this.held += spans;
-    this.counters.spansQueued += spans;
-    if (this.encoder.spanCount >= this.options.bsp.maxExportBatchSize) this.cut();
   }
 
   queueDepth(): number {
-    return this.held;
+    return this.counters.spansHeld;
+  }
+
+  exportStatus(): ExportStatus {
+    return this.delivery.status();
   }
 
   async shutdown(): Promise<void> {
     clearInterval(this.timer);
     this.cut();
-    if (this.inFlight > 0 || this.waiting.length > 0) {
-      await new Promise<void>((resolve) => this.idle.push(resolve));
-    }
-    await this.exporter.shutdown();
+    await this.delivery.drain(Date.now() + this.options.bsp.exportTimeoutMs);
   }
 
-  /** Closes the current batch and sends what the in-flight limit allows. */
+  /** Closes the current request and hands it to delivery. */
   private cut(): void {
-    const spans = this.encoder.spanCount;
     const spare = this.spareBuffers.pop();
-    const body = this.encoder.takeRequest(spare);
-    if (spare && body?.buffer !== spare.buffer) this.spareBuffers.push(spare);
-    if (body) this.waiting.push({ body, items: spans });
-    this.pump();
-  }
-
-  private pump(): void {
-    while (this.inFlight < MAX_EXPORTS_IN_FLIGHT && this.waiting.length > 0) {
-      const batch = this.waiting.shift()!;
-      this.inFlight++;
-      this.exporter.export(batch, (result) => this.done(batch, result));
-    }
-    if (this.inFlight === 0 && this.waiting.length === 0) {
-      for (const resolve of this.idle.splice(0)) resolve();
-    }
-  }
-
-  private done(batch: EncodedRequest, result: ExportResult): void {
-    this.inFlight--;
-    // The transport is done with the body (sent and answered, or abandoned): its buffer can be reused.
-    if (this.spareBuffers.length < MAX_EXPORTS_IN_FLIGHT) {
-      this.spareBuffers.push(new Uint8Array(batch.body.buffer, batch.body.byteOffset));
-    }
-    this.held -= batch.items;
-    if (result.code === ExportResultCode.SUCCESS) {
-      this.counters.spansExported += batch.items;
-    } else {
-      this.counters.spansFailed += batch.items;
-      this.counters.exportFailures++;
-      this.counters.lastExportError = result.error?.message ?? String(result.error);
-    }
-    this.pump();
+    const request = this.encoder.takeRequest(spare);
+    if (spare && request?.body.buffer !== spare.buffer) this.spareBuffers.push(spare);
+    if (request) this.delivery.add(request.body, request.spans, request.flows, request.continued);
   }
 }

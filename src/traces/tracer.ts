@@ -14,9 +14,8 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
-import { CompressionAlgorithm, type OTLPExporterNodeConfigBase } from "@opentelemetry/otlp-exporter-base";
-import { readFileSync } from "node:fs";
 import process from "node:process";
+import { type ExportCounters, zeroExportCounters } from "./export_counters.ts";
 import type { HrTime } from "@opentelemetry/api";
 
 /** What the exporters need from the configuration (config.ts is the one place that reads it). */
@@ -36,17 +35,9 @@ export type TracingOptions = Pick<
   | "serviceVersion"
   | "resourceAttributes"
   | "bsp"
+  | "spoolDir"
+  | "spoolMaxBytes"
 >;
-
-/** Counters the stats line and the metrics report. */
-export interface ExportCounters {
-  spansQueued: number;
-  spansDropped: number;
-  spansExported: number;
-  spansFailed: number;
-  exportFailures: number;
-  lastExportError?: string;
-}
 
 /**
  * Flow spans carry up to a few hundred IPFIX elements: the SDK's default of 128 attributes per span would
@@ -64,13 +55,7 @@ export interface Tracing {
 }
 
 export function createTracing(options: TracingOptions): Tracing {
-  const counters: ExportCounters = {
-    spansQueued: 0,
-    spansDropped: 0,
-    spansExported: 0,
-    spansFailed: 0,
-    exportFailures: 0,
-  };
+  const counters = zeroExportCounters();
   const resource = resourceFromAttributes({
     ...options.resourceAttributes,
     "service.name": options.serviceName,
@@ -116,40 +101,25 @@ function createExporter(_options: TracingOptions): SpanExporter {
   return new ConsoleLineExporter();
 }
 
-/** The OTLP/HTTP exporter settings (endpoint, headers, timeout, compression, TLS) from our options. */
-export function httpExporterConfig(options: TracingOptions): OTLPExporterNodeConfigBase {
-  // TLS for https:// endpoints: custom CA and client certificate (mTLS). The SDK's agent factory drops
-  // ca/cert/key for http:// itself. OTEL_EXPORTER_OTLP_INSECURE concerns gRPC only (as in the OTLP spec):
-  // an https:// endpoint is always verified.
-  const read = (path?: string) => (path ? readFileSync(path) : undefined);
-  const ca = read(options.certificateFile);
-  const cert = read(options.clientCertificateFile);
-  const key = read(options.clientKeyFile);
-  return {
-    url: options.endpoint,
-    headers: options.headers,
-    timeoutMillis: options.timeoutMs,
-    compression: options.compression === "gzip" ? CompressionAlgorithm.GZIP : CompressionAlgorithm.NONE,
-    httpAgentOptions: {
-      keepAlive: true,
-      ...(ca ? { ca } : {}),
-      ...(cert ? { cert } : {}),
-      ...(key ? { key } : {}),
-    },
-  };
-}
+const FLOW_SPAN = "netflow.flow";
 
 /** Counts what the exporter delivered and what it failed to deliver. */
 class CountingExporter implements SpanExporter {
   constructor(private readonly inner: SpanExporter, private readonly counters: ExportCounters) {}
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.inner.export(spans, (result) => {
+      const c = this.counters;
+      const flows = spans.reduce((n, s) => n + (s.name === FLOW_SPAN ? 1 : 0), 0);
+      c.spansHeld -= spans.length;
+      c.flowsHeld -= flows;
       if (result.code === ExportResultCode.SUCCESS) {
-        this.counters.spansExported += spans.length;
+        c.spansExported += spans.length;
+        c.flowsExported += flows;
       } else {
-        this.counters.spansFailed += spans.length;
-        this.counters.exportFailures++;
-        this.counters.lastExportError = result.error?.message ?? String(result.error);
+        c.spansFailed += spans.length;
+        c.flowsFailed += flows;
+        c.exportFailures++;
+        c.lastExportError = result.error?.message ?? String(result.error);
       }
       done(result);
     });
@@ -174,8 +144,17 @@ class DropCountingProcessor implements SpanProcessor {
     this.inner.onStart(span, parentContext);
   }
   onEnd(span: ReadableSpan): void {
-    if (this.queueLength() >= this.maxQueueSize) this.counters.spansDropped++;
-    else this.counters.spansQueued++;
+    const c = this.counters;
+    const flow = span.name === FLOW_SPAN ? 1 : 0;
+    if (this.queueLength() >= this.maxQueueSize) {
+      c.spansDropped++;
+      c.flowsDropped += flow;
+    } else {
+      c.spansQueued++;
+      c.flowsQueued += flow;
+      c.spansHeld++;
+      c.flowsHeld += flow;
+    }
     this.inner.onEnd(span);
   }
   forceFlush(): Promise<void> {
