@@ -141,8 +141,18 @@ function packet(version: 9 | 10, extra: Partial<ExportPacket> = {}): ExportPacke
 const OPTIONS = { spanTime: "flow" as const, collectorHost: "0.0.0.0", collectorPort: 2055 };
 const v9 = planTrace(packet(9, { error: { kind: "truncated", message: "x" } }), OPTIONS);
 const ipfix = planTrace(packet(10), OPTIONS);
-/** Keys of a fully populated `netflow.flow` span. */
-const FLOW_KEYS = new Set(Object.keys(v9.flows[0].attributes));
+/** The same flow as ICMP: type and code instead of ports. */
+const ICMP_FLOW: Flow = {
+  ...FULL_FLOW,
+  protocol: 1,
+  srcPort: undefined,
+  dstPort: 0x0303,
+  icmpType: 3,
+  icmpCode: 3,
+};
+const icmp = planTrace(packet(9, { flows: [ICMP_FLOW] }), OPTIONS);
+/** Keys of fully populated `netflow.flow` spans (TCP and ICMP). */
+const FLOW_KEYS = new Set([...Object.keys(v9.flows[0].attributes), ...Object.keys(icmp.flows[0].attributes)]);
 /** Keys of `netflow.export` spans (v9 with an error, IPFIX). */
 const EXPORT_KEYS = new Set([...Object.keys(v9.exportAttributes), ...Object.keys(ipfix.exportAttributes)]);
 

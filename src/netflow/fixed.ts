@@ -1,5 +1,6 @@
 /** NetFlow v1 and v5: Cisco's fixed formats (48-byte records after a 16- or 24-byte header). */
 import { ipv4At } from "./addresses.ts";
+import { resolveIcmp } from "./icmp.ts";
 import type { ExportPacket, Flow } from "./types.ts";
 
 const RECORD_SIZE = 48;
@@ -62,6 +63,9 @@ export function decodeFixed(bytes: Uint8Array, view: DataView, packet: ExportPac
       flow.tos = bytes[off + 39];
       flow.tcpFlags = bytes[off + 40];
     }
+    // Type × 256 + code in the destination port; no swap state: these formats carry IPv4 (ICMP) only.
+    const protocol = flow.protocol;
+    if (protocol === 1 || protocol === 58) resolveIcmp(flow, undefined, undefined);
     packet.flows.push(flow);
   }
   if (n < count) {

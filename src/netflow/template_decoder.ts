@@ -42,6 +42,7 @@ import {
   SEQ_RESTART,
   type SequenceStream,
 } from "./sequence.ts";
+import { type IcmpState, resolveIcmp } from "./icmp.ts";
 import type { ExportPacket, Flow } from "./types.ts";
 
 export interface TemplateDecoderOptions {
@@ -120,7 +121,8 @@ export interface TemplateDecoderStats {
   sequenceResets: number;
 }
 
-interface DomainState extends SequenceStream {
+/** `icmp6Swapped`: IOS-XR byte-swapped ICMPv6 seen from this exporter + domain (icmp.ts); never reset. */
+interface DomainState extends SequenceStream, IcmpState {
   /** version × 2^32 + source id / observation domain id / (v5) engine type << 8 | engine id. */
   key: number;
   /** Interval announced without a sampler id (0 = none). */
@@ -167,6 +169,8 @@ interface PacketContext {
   /** Interval for flows without a matching sampler id (0 = none). */
   fallback: number;
   samplers: Map<number, number> | undefined;
+  /** The data's exporter + domain: ICMPv6 byte-order state. */
+  domain: DomainState;
 }
 
 const TWO32 = 4294967296;
@@ -599,6 +603,7 @@ export class TemplateDecoder {
       override,
       fallback: fallback > 0 ? fallback : 0,
       samplers,
+      domain,
     };
   }
 
@@ -634,12 +639,13 @@ export class TemplateDecoder {
       }
       return 0;
     }
-    const hasTimes = plan.hasTimes, hasSamplerId = plan.hasSamplerId;
+    const hasTimes = plan.hasTimes, hasSamplerId = plan.hasSamplerId, hasIcmp = plan.hasIcmp;
     let n = 0;
     while (end - off >= min) {
       const flow: Flow = {};
       if (hasTimes) rec.resetTimes();
       if (hasSamplerId) rec.samplerId = -1;
+      if (hasIcmp) rec.resetIcmp();
       const next = decodeDataRecord(plan, bytes, view, off, end, flow, rec);
       if (next < 0) {
         if (!allZero(bytes, off, end)) {
@@ -648,6 +654,8 @@ export class TemplateDecoder {
         break;
       }
       if (hasTimes) resolveTimes(flow, rec.times, ctx.exportTimeMs);
+      const protocol = flow.protocol;
+      if (protocol === 1 || protocol === 58) resolveIcmp(flow, hasIcmp ? rec.icmp : undefined, ctx.domain);
       if (
         flow.systemInitMs === undefined && ctx.systemInitMs > 0 &&
         (flow.firstSwitched !== undefined || flow.lastSwitched !== undefined)
@@ -885,7 +893,15 @@ export class TemplateDecoder {
           }
         }
       }
-      d = { key, next: -1, backNext: -1, samplingDefault: 0, samplers: undefined, systemInitMs: NaN };
+      d = {
+        key,
+        next: -1,
+        backNext: -1,
+        samplingDefault: 0,
+        samplers: undefined,
+        systemInitMs: NaN,
+        icmp6Swapped: false,
+      };
       domains.set(key, d);
     }
     exporter.lastDomain = d;

@@ -7,6 +7,7 @@
  */
 import { hexAt, ipv4At, ipv6At, macAt } from "./addresses.ts";
 import { elementInfo, ElementType, REVERSE_PEN } from "./elements.ts";
+import { ICMP_SLOTS } from "./icmp.ts";
 import type { Flow } from "./types.ts";
 
 /** IPFIX field length meaning "variable length" (RFC 7011 §7). */
@@ -41,6 +42,13 @@ export enum Kind {
   SysInit,
   SamplerId,
   SamplingInterval,
+  // ICMP elements 32, 139, 176, 177, 178, 179: in the order of the slots in icmp.ts (kind − IcmpTypeCodeV4).
+  IcmpTypeCodeV4,
+  IcmpTypeCodeV6,
+  IcmpTypeV4,
+  IcmpCodeV4,
+  IcmpTypeV6,
+  IcmpCodeV6,
   StartSec,
   EndSec,
   StartMs,
@@ -120,6 +128,8 @@ export interface Plan {
   hasTimes: boolean;
   /** True when records carry a sampler/selector id (48/302) to match options data against. */
   hasSamplerId: boolean;
+  /** True when some field fills {@link RecordScratch.icmp}. */
+  hasIcmp: boolean;
 }
 
 /** Per-record scratch values that are not Flow fields; reset by the caller when the plan needs it. */
@@ -127,6 +137,8 @@ export class RecordScratch {
   /** Times in ms (NaN = absent); the delta slots hold raw microseconds. */
   readonly times = new Float64Array(9);
   samplerId = -1;
+  /** Raw ICMP element values in icmp.ts slot order (−1 = absent). */
+  readonly icmp = new Float64Array(ICMP_SLOTS);
   // Options-record values (NaN / -1 = absent).
   optSamplerId = -1;
   optInterval = NaN;
@@ -142,6 +154,10 @@ export class RecordScratch {
 
   resetTimes(): void {
     this.times.fill(NaN);
+  }
+
+  resetIcmp(): void {
+    this.icmp.fill(-1);
   }
 
   resetOptions(): void {
@@ -184,7 +200,7 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
   const present = new Set<number>();
   for (let i = 0; i < n; i++) if (spec.pens[i] === 0) present.add(spec.ids[i]);
   const fields: PlanField[] = [];
-  let minLength = 0, variable = false, hasTimes = false, hasSamplerId = false;
+  let minLength = 0, variable = false, hasTimes = false, hasSamplerId = false, hasIcmp = false;
   for (let i = 0; i < n; i++) {
     const id = spec.ids[i], len = spec.lengths[i], pen = spec.pens[i];
     const isVariable = ipfix && len === VARIABLE_LENGTH;
@@ -209,10 +225,20 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
     }
     if (field.kind >= Kind.StartSec && field.kind <= Kind.DurUs) hasTimes = true;
     if (field.kind === Kind.SamplerId) hasSamplerId = true;
+    if (field.kind >= Kind.IcmpTypeCodeV4 && field.kind <= Kind.IcmpCodeV6) hasIcmp = true;
     fields.push(field);
   }
   if (minLength === 0) return `template ${spec.templateId} describes zero-length records`;
-  return { spec, signature: specSignature(spec), fields, minLength, variable, hasTimes, hasSamplerId };
+  return {
+    spec,
+    signature: specSignature(spec),
+    fields,
+    minLength,
+    variable,
+    hasTimes,
+    hasSamplerId,
+    hasIcmp,
+  };
 }
 
 function optionKind(id: number, len: number): Kind {
@@ -362,6 +388,25 @@ function dataField(
     case 34:
       if (int) role = Kind.SamplingInterval;
       break;
+    // ICMP type/code: remembered for icmp.ts and also written to extra, below.
+    case 32:
+      if (int) role = Kind.IcmpTypeCodeV4;
+      break;
+    case 139:
+      if (int) role = Kind.IcmpTypeCodeV6;
+      break;
+    case 176:
+      if (int) role = Kind.IcmpTypeV4;
+      break;
+    case 177:
+      if (int) role = Kind.IcmpCodeV4;
+      break;
+    case 178:
+      if (int) role = Kind.IcmpTypeV6;
+      break;
+    case 179:
+      if (int) role = Kind.IcmpCodeV6;
+      break;
     case 150:
       if (int) role = Kind.StartSec;
       break;
@@ -397,7 +442,9 @@ function dataField(
     case 210: // paddingOctets: never an attribute
       return new PlanField(Kind.Skip, len, "");
   }
-  if (role === Kind.SamplerId) return new PlanField(role, len, info.key);
+  if (role === Kind.SamplerId || (role >= Kind.IcmpTypeCodeV4 && role <= Kind.IcmpCodeV6)) {
+    return new PlanField(role, len, info.key);
+  }
   if (role !== Kind.Skip) return new PlanField(role, len, "");
   return new PlanField(extraKind(info.type, len), len, info.key);
 }
@@ -496,8 +543,8 @@ function setExtra(flow: Flow, key: string, value: string | number | boolean): vo
 }
 
 /**
- * Decodes one data record at `off` into `flow` (and `rec` for times and sampler id). Returns the offset
- * after the record, or −1 when a field would run past `end` (the caller reports it; nothing loops).
+ * Decodes one data record at `off` into `flow` (and `rec` for times, sampler id and ICMP elements). Returns
+ * the offset after the record, or −1 when a field would run past `end` (the caller reports it; nothing loops).
  */
 export function decodeDataRecord(
   plan: Plan,
@@ -616,6 +663,17 @@ export function decodeDataRecord(
       case Kind.SamplingInterval: {
         const v = uintAt(bytes, view, off, len);
         if (v > 0) flow.samplingInterval = v;
+        break;
+      }
+      case Kind.IcmpTypeCodeV4:
+      case Kind.IcmpTypeCodeV6:
+      case Kind.IcmpTypeV4:
+      case Kind.IcmpCodeV4:
+      case Kind.IcmpTypeV6:
+      case Kind.IcmpCodeV6: {
+        const v = uintAt(bytes, view, off, len);
+        rec.icmp[f.kind - Kind.IcmpTypeCodeV4] = v;
+        setExtra(flow, f.key, v);
         break;
       }
       case Kind.StartSec: {

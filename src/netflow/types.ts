@@ -17,6 +17,12 @@ export interface Flow {
   dstPort?: number;
   /** IANA protocol number. */
   protocol?: number;
+  /**
+   * ICMP (1) / ICMPv6 (58) flows: type and code, from the ICMP elements or the destination port, already
+   * corrected for exporters that swap the bytes (icmp.ts). Absent when the record gives none.
+   */
+  icmpType?: number;
+  icmpCode?: number;
   /** Octet and packet counters as exported (JS numbers are exact to 2^53, enough for 64-bit counters in practice). */
   bytes?: number;
   packets?: number;

@@ -1,4 +1,5 @@
 /** Decoded flows and packets → span attributes: the public contract of SPEC §3. */
+import { icmpCombined } from "../netflow/icmp.ts";
 import type { ExportPacket, Flow } from "../netflow/types.ts";
 import { communityId } from "./community_id.ts";
 import { serverSide } from "./inference.ts";
@@ -54,6 +55,21 @@ export function flowAttributes(
   }
   const ipVersion = flow.ipVersion ?? (flow.srcAddr?.includes(":") ? 6 : flow.srcAddr ? 4 : undefined);
   if (ipVersion) a["network.type"] = ipVersion === 6 ? "ipv6" : "ipv4";
+  let icmpType: number | undefined, icmpCode: number | undefined;
+  if (isIcmp(proto)) {
+    icmpType = flow.icmpType;
+    icmpCode = flow.icmpCode;
+    // The decoder sets both (icmp.ts); a flow built elsewhere may carry only NetFlow's destination port.
+    if (icmpType === undefined && icmpCode === undefined && flow.dstPort !== undefined) {
+      const v = icmpCombined(flow.dstPort, proto === 58, undefined);
+      if (v >= 0) {
+        icmpType = v >> 8;
+        icmpCode = v & 0xff;
+      }
+    }
+    set(a, "netflow.icmp.type", icmpType);
+    set(a, "netflow.icmp.code", icmpCode);
+  }
 
   if (ports && flow.srcPort !== undefined && flow.dstPort !== undefined) {
     const side = serverSide(flow.srcPort, flow.dstPort);
@@ -100,8 +116,10 @@ export function flowAttributes(
     }
   }
   if (flow.srcAddr !== undefined && flow.dstAddr !== undefined && proto !== undefined) {
-    let sp = ports ? flow.srcPort : undefined, dp = ports ? flow.dstPort : undefined;
-    if (isIcmp(proto)) [sp, dp] = icmpTypeCode(flow);
+    // ICMP: the type and code stand in for the ports (Community ID spec).
+    const icmp = isIcmp(proto);
+    const sp = icmp ? icmpType : ports ? flow.srcPort : undefined;
+    const dp = icmp ? icmpCode : ports ? flow.dstPort : undefined;
     const id = communityId(flow.srcAddr, flow.dstAddr, proto, sp, dp);
     if (id) a["netflow.community_id"] = id;
   }
@@ -123,17 +141,6 @@ export function truncateUtf8(s: string, maxBytes: number): string {
   if (truncateBuffer.length < maxBytes) truncateBuffer = new Uint8Array(maxBytes);
   const { read } = utf8.encodeInto(s, truncateBuffer.subarray(0, maxBytes));
   return read >= s.length ? s : s.slice(0, read);
-}
-
-/** ICMP type and code: from the IPFIX type/code elements when present, else NetFlow's destination port. */
-function icmpTypeCode(flow: Flow): [number | undefined, number | undefined] {
-  const x = flow.extra;
-  const typeCode = x?.["netflow.icmp_type_code_ipv4"] ?? x?.["netflow.icmp_type_code_ipv6"] ?? flow.dstPort;
-  if (typeof typeCode === "number") return [typeCode >> 8, typeCode & 0xff];
-  const type = x?.["netflow.icmp_type_ipv4"] ?? x?.["netflow.icmp_type_ipv6"];
-  const code = x?.["netflow.icmp_code_ipv4"] ?? x?.["netflow.icmp_code_ipv6"];
-  if (typeof type === "number" && typeof code === "number") return [type, code];
-  return [undefined, undefined];
 }
 
 function set(a: Attributes, key: string, value: string | number | undefined): void {

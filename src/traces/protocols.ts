@@ -55,7 +55,7 @@ export function hasPorts(protocol: number | undefined): boolean {
     protocol === 136 || protocol === 33;
 }
 
-/** ICMP for IPv4 or IPv6: NetFlow carries type and code in the destination port (type × 256 + code). */
+/** ICMP for IPv4 or IPv6: no ports; type and code instead (src/netflow/icmp.ts). */
 export function isIcmp(protocol: number | undefined): boolean {
   return protocol === 1 || protocol === 58;
 }
