@@ -159,15 +159,42 @@ const EXPORT_KEYS = new Set([...Object.keys(v9.exportAttributes), ...Object.keys
 const isPlaceholder = (name: string) => name.includes("<");
 
 /** Checks a documented list of names against emitted keys, both ways. */
-function agree(label: string, documented: string[], emitted: Set<string>, alsoAllowed: string[] = []) {
+/**
+ * SPEC attributes whose feature is still an open issue (14: options tables, vendor semantics, enrichment,
+ * rate limit): the SPEC documents them, no span carries them yet. Each must stay unemitted while listed, so
+ * the list shrinks as the features land.
+ */
+const PENDING_IN_SPEC = [
+  "netflow.flow.reverse.bytes",
+  "netflow.flow.reverse.packets",
+  "netflow.interface.input.name",
+  "netflow.interface.output.name",
+  "netflow.interface.input.description",
+  "netflow.interface.output.description",
+  "netflow.ingress_vrf_name",
+  "netflow.egress_vrf_name",
+  "netflow.application_name",
+  "netflow.application_description",
+  "netflow.flow.rate_limited",
+  "netflow.exporter.name",
+];
+
+function agree(
+  label: string,
+  documented: string[],
+  emitted: Set<string>,
+  alsoAllowed: string[] = [],
+  pending: string[] = [],
+) {
   const patterns = [...documented, ...alsoAllowed].map(namePattern);
+  for (const name of pending) assert.ok(!emitted.has(name), `${label}: ${name} is emitted now: unlist it`);
   for (const key of emitted) {
     assert.ok(
       patterns.some((re) => re.test(key)),
       `${label}: the code emits ${key}, which is not documented`,
     );
   }
-  for (const name of documented.filter((n) => !isPlaceholder(n))) {
+  for (const name of documented.filter((n) => !isPlaceholder(n) && !pending.includes(n))) {
     assert.ok(emitted.has(name), `${label}: documents ${name}, which a fully populated span does not carry`);
   }
 }
@@ -196,14 +223,16 @@ Deno.test({
     // Names the SPEC defines outside its tables (netflow.flow.time_adjusted: §2 Span times).
     const elsewhere = backtickedNames(SPEC);
     const spec = flowTableNames(SPEC);
-    agree("SPEC netflow.flow table", spec, FLOW_KEYS, elsewhere);
+    agree("SPEC netflow.flow table", spec, FLOW_KEYS, elsewhere, PENDING_IN_SPEC);
     const readme = flowTableNames(README).filter((n) => !isPlaceholder(n));
-    for (const n of spec.filter((s) => !isPlaceholder(s))) {
+    for (const n of spec.filter((s) => !isPlaceholder(s) && !PENDING_IN_SPEC.includes(s))) {
       assert.ok(readme.includes(n) || n === "netflow.vlan.id", n);
     }
     const exportText = section(SPEC, /^### `netflow\.export`/m);
     // error.type: README documents it with the ERROR status; SPEC §3 "Status" describes the status only.
-    agree("SPEC netflow.export", backtickedNames(exportText), EXPORT_KEYS, ["error.type"]);
+    // `a.b.c.d` is the SPEC's notation for a v4-mapped exporter address, not an attribute.
+    const exportNames = backtickedNames(exportText).filter((n) => n !== "a.b.c.d");
+    agree("SPEC netflow.export", exportNames, EXPORT_KEYS, ["error.type"], PENDING_IN_SPEC);
   },
 });
 
