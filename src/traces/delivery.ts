@@ -51,8 +51,12 @@ export const RETRY_INITIAL_MS = 250;
 export const RETRY_MAX_MS = 5_000;
 /** A Retry-After longer than this is not waited for in full. */
 const RETRY_AFTER_MAX_MS = 60_000;
+/** How often shutdown looks whether everything was delivered. */
+const DRAIN_POLL_MS = 20;
 /** While failing: one WARN line at the first failure, then at most one per this interval. */
 export const FAILING_LOG_INTERVAL_MS = 60_000;
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Delivery {
   private readonly queue: Batch[] = [];
@@ -60,9 +64,8 @@ export class Delivery {
   private seq = 0;
   private resumeAt = 0;
   private wakeTimer: ReturnType<typeof setTimeout> | undefined;
-  private idleWaiters: (() => void)[] = [];
-  /** Spans whose bytes are in memory (queued or in flight). */
-  private residentSpans = 0;
+  /** Spans whose bytes are in memory (queued or in flight): what OTEL_BSP_MAX_QUEUE_SIZE bounds. */
+  residentSpans = 0;
   private closed = false;
   readonly monitor: ExportMonitor;
   private readonly now: () => number;
@@ -146,26 +149,19 @@ export class Delivery {
    * next start, or, without a spool, is counted as failed. Closes the transport.
    */
   async drain(deadlineMs: number): Promise<void> {
-    if (this.pending > 0) {
-      const idle = new Promise<void>((resolve) => this.idleWaiters.push(resolve));
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const late = new Promise<void>((
-        resolve,
-      ) => (timer = setTimeout(resolve, Math.max(0, deadlineMs - this.now()))));
-      await Promise.race([idle, late]);
-      clearTimeout(timer);
-    }
+    // With a spool and a failing backend, waiting helps no one: what is held is on disk for the next start.
+    const spoolKeepsIt = () => this.options.spool !== undefined && this.monitor.failing && this.inFlight === 0;
+    while (this.pending > 0 && this.now() < deadlineMs && !spoolKeepsIt()) await sleep(DRAIN_POLL_MS);
     this.closed = true;
     clearTimeout(this.wakeTimer);
     const left = this.queue.splice(0);
-    const spans = left.reduce((n, b) => n + b.spans, 0);
     if (left.length || this.inFlight) {
       const spooled = left.filter((b) => b.spool);
       const lost = left.filter((b) => !b.spool);
       for (const b of lost) this.settleLost(b);
       this.options.log.warn("export: stopping with spans not delivered", {
         endpoint: this.options.endpoint,
-        spans,
+        spans: left.reduce((n, b) => n + b.spans, 0),
         in_flight_requests: this.inFlight,
         kept_in_spool: spooled.reduce((n, b) => n + b.spans, 0),
         lost: lost.reduce((n, b) => n + b.spans, 0),
@@ -233,9 +229,6 @@ export class Delivery {
       if (this.queue.length && this.inFlight === 0) this.wakeAt(this.resumeAt);
     } else {
       while (this.inFlight < limit && this.queue.length > 0) this.attempt(this.queue.shift()!);
-    }
-    if (this.inFlight === 0 && this.queue.length === 0) {
-      for (const resolve of this.idleWaiters.splice(0)) resolve();
     }
   }
 

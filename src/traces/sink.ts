@@ -93,7 +93,6 @@ export class OtlpSpanSink implements TraceSink {
    */
   private readonly spareBuffers: Uint8Array[] = [];
   private readonly timer: ReturnType<typeof setInterval>;
-  private readonly spooled: boolean;
 
   constructor(private readonly options: SinkOptions, log: Logger) {
     this.encoder = new OtlpTraceEncoder({
@@ -109,7 +108,6 @@ export class OtlpSpanSink implements TraceSink {
       maxBytes: MAX_REQUEST_BYTES,
       onFull: () => this.cut(),
     });
-    this.spooled = options.spoolDir !== undefined;
     this.delivery = new Delivery({
       transport: createTransport(options, "traces"),
       timeoutMs: options.timeoutMs,
@@ -136,8 +134,9 @@ export class OtlpSpanSink implements TraceSink {
     const flows = packet.flows.length;
     const spans = flows + 2;
     const c = this.counters;
-    // Without a spool the queue bound refuses the newest packet, whole; with one, the spool evicts the oldest.
-    if (!this.spooled && c.spansHeld + spans > this.options.bsp.maxQueueSize) {
+    // The queue bound refuses the newest packet, whole. With a spool, requests on disk leave memory, so this
+    // bites only when the spool cannot be written; the spool's own bound evicts the oldest.
+    if (this.delivery.residentSpans + this.encoder.spanCount + spans > this.options.bsp.maxQueueSize) {
       c.spansDropped += spans;
       c.flowsDropped += flows;
       return;
