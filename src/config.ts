@@ -62,6 +62,10 @@ export interface Config {
   statsIntervalMs: number;
   /** String attribute values longer than this many UTF-8 bytes are truncated (Tempo's default limit). */
   attributeValueLengthLimit: number;
+  /** Attributes per span at most; the SPEC attributes come first, the rest are counted as dropped. */
+  attributeCountLimit: number;
+  /** Bytes per OTLP request at most (but for one oversized span). */
+  maxRequestBytes: number;
   /** `otlp`: push the self-metrics to the traces endpoint's OTLP metrics service. */
   metricsExporter: "otlp" | "none";
   metricExportIntervalMs: number;
@@ -100,6 +104,8 @@ export const DEFAULTS = {
   exportTimeoutMs: 30_000,
   statsIntervalSeconds: 60,
   attributeValueLengthLimit: 2_048,
+  attributeCountLimit: 1_024,
+  maxRequestBytes: 4_194_304,
   metricExportIntervalMs: 60_000,
   spoolMaxBytes: 1_073_741_824,
 } as const;
@@ -163,6 +169,9 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
   v("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", String(DEFAULTS.attributeValueLengthLimit), "longer string attribute values are truncated (UTF-8 bytes)"),
   v("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "", "overrides OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
+  v("OTEL_ATTRIBUTE_COUNT_LIMIT", String(DEFAULTS.attributeCountLimit), "attributes per span; beyond, dropped and counted"),
+  v("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "", "overrides OTEL_ATTRIBUTE_COUNT_LIMIT"),
+  v("NETFLOW_MAX_REQUEST_BYTES", String(DEFAULTS.maxRequestBytes), "bytes per OTLP request (the Collector takes 4 MiB)"),
   v("OTEL_METRICS_EXPORTER", "none", "otlp: self-metrics to the same endpoint over OTLP, or none"),
   v("OTEL_METRIC_EXPORT_INTERVAL", String(DEFAULTS.metricExportIntervalMs), "ms between OTLP metrics exports"),
 ];
@@ -608,6 +617,20 @@ function buildConfig(src: Source, cwd: string): Config {
       DEFAULTS.attributeValueLengthLimit,
       1,
       16_777_216,
+    ),
+    attributeCountLimit: integer(
+      src.get("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") ?? src.get("OTEL_ATTRIBUTE_COUNT_LIMIT"),
+      DEFAULTS.attributeCountLimit,
+      32,
+      1_000_000,
+      " (at least 32: the SPEC attributes always fit)",
+    ),
+    maxRequestBytes: integer(
+      src.get("NETFLOW_MAX_REQUEST_BYTES"),
+      DEFAULTS.maxRequestBytes,
+      65_536,
+      1_073_741_824,
+      " (bytes)",
     ),
     metricsExporter: oneOf(src.get("OTEL_METRICS_EXPORTER"), ["otlp", "none"] as const, "none"),
     metricExportIntervalMs: integer(

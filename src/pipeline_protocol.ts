@@ -16,6 +16,8 @@ export interface PipelineSettings extends TracingOptions {
   templateCacheFile?: string;
   spanTime: "flow" | "receive";
   attributeValueLengthLimit?: number;
+  attributeCountLimit: number;
+  maxRequestBytes: number;
   collectorHost: string;
   collectorPort: number;
   scopeName: string;
@@ -51,6 +53,8 @@ export function pipelineSettings(
     templateCacheFile: config.templateCacheFile,
     spanTime: config.spanTime,
     attributeValueLengthLimit: config.attributeValueLengthLimit,
+    attributeCountLimit: config.attributeCountLimit,
+    maxRequestBytes: config.maxRequestBytes,
     collectorHost: config.listenHost,
     collectorPort,
     scopeName: scope.name,

@@ -36,6 +36,8 @@ export interface TraceSink {
 export interface SinkOptions extends TracingOptions, SpanBuilderOptions {
   scopeName: string;
   scopeVersion: string;
+  /** Bytes per OTLP request at most (NETFLOW_MAX_REQUEST_BYTES). */
+  maxRequestBytes: number;
 }
 
 export function createTraceSink(options: SinkOptions, log: Logger): TraceSink {
@@ -72,11 +74,6 @@ class SdkSink implements TraceSink {
 
 /** Requests in flight at once while the backend answers: keeps the link busy while one waits. */
 const MAX_EXPORTS_IN_FLIGHT = 4;
-/**
- * Bytes per OTLP request at most (but for a single oversized span): the OpenTelemetry Collector's gRPC
- * receiver refuses messages over 4 MiB by default, and a refused request would take every packet in it down.
- */
-export const MAX_REQUEST_BYTES = 4 * 1024 * 1024;
 
 /**
  * The fast path: spans encoded directly into OTLP requests of at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans
@@ -105,7 +102,9 @@ export class OtlpSpanSink implements TraceSink {
       scopeVersion: options.scopeVersion,
     }, {
       maxSpans: options.bsp.maxExportBatchSize,
-      maxBytes: MAX_REQUEST_BYTES,
+      // The OpenTelemetry Collector's gRPC receiver refuses messages over 4 MiB by default (the default
+      // here): a refused request would take every packet in it down.
+      maxBytes: options.maxRequestBytes,
       onFull: () => this.cut(),
     });
     this.delivery = new Delivery({

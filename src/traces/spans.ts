@@ -17,6 +17,8 @@ export interface SpanBuilderOptions {
   collectorPort: number;
   /** String attribute values are cut to this many UTF-8 bytes (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT). Default: none. */
   attributeValueLengthLimit?: number;
+  /** Attributes per span at most (OTEL_ATTRIBUTE_COUNT_LIMIT). Default: none. */
+  attributeCountLimit?: number;
 }
 
 /** Every span of one packet's trace: times in epoch milliseconds, attributes final. */
