@@ -150,7 +150,8 @@ export class Delivery {
    */
   async drain(deadlineMs: number): Promise<void> {
     // With a spool and a failing backend, waiting helps no one: what is held is on disk for the next start.
-    const spoolKeepsIt = () => this.options.spool !== undefined && this.monitor.failing && this.inFlight === 0;
+    const spoolKeepsIt = () =>
+      this.options.spool !== undefined && this.monitor.failing && this.inFlight === 0;
     while (this.pending > 0 && this.now() < deadlineMs && !spoolKeepsIt()) await sleep(DRAIN_POLL_MS);
     this.closed = true;
     clearTimeout(this.wakeTimer);
