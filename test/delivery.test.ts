@@ -73,12 +73,20 @@ function delivery(
 }
 
 /** Adds a request the way the sink does: counted as held first. */
-function add(d: Delivery, c: ExportCounters, n: number, spans = 10, flows = 8, continued = false): void {
+function add(
+  d: Delivery,
+  c: ExportCounters,
+  n: number,
+  spans = 10,
+  flows = 8,
+  continued = false,
+  endsInside = false,
+): void {
   c.spansHeld += spans;
   c.flowsHeld += flows;
   c.spansQueued += spans;
   c.flowsQueued += flows;
-  d.add(new Uint8Array([n, 1, 2, 3]), spans, flows, continued);
+  d.add({ body: new Uint8Array([n, 1, 2, 3]), spans, flows, continued, endsInside });
 }
 
 async function until(cond: () => boolean, ms = 10_000): Promise<void> {
@@ -196,7 +204,7 @@ Deno.test("spool: requests survive a restart and replay oldest first, byte for b
   const { log, lines } = capture();
   const first = delivery(down, log, { spool: { store: new Spool(dir), maxBytes: 1 << 30 } });
   first.d.restore();
-  for (let i = 1; i <= 5; i++) add(first.d, first.counters, i, 10, 8, i === 3);
+  for (let i = 1; i <= 5; i++) add(first.d, first.counters, i, 10, 8, i === 3, i === 2);
   assert.equal(readdirSync(dir).filter((f) => f.endsWith(".otlp")).length, 5);
   await first.d.drain(Date.now() + 100);
   await sleep(20);
@@ -225,7 +233,7 @@ Deno.test("spool: over its bound the oldest whole packets go; damaged and foreig
   d.restore();
   add(d, c, 1); // fails at once, then is the probe in flight (slow): never evicted
   await until(() => down.attempts.length === 2);
-  add(d, c, 2);
+  add(d, c, 2, 10, 8, false, true);
   add(d, c, 3, 10, 8, true); // continues packet of 2
   add(d, c, 4);
   add(d, c, 5); // over the bound: 2 and 3 go together
@@ -279,6 +287,9 @@ Deno.test("encoder: requests never exceed the span limit and every trace is whol
       assert.equal(decoded[i].filter((s) => s.name === "netflow.flow").length, requests[i].flows);
       // A request continues a packet exactly when it does not begin with a root span.
       assert.equal(requests[i].continued, decoded[i][0].name !== "netflow.export", `request ${i}`);
+      assert.equal(requests[i].endsInside, requests[i + 1]?.continued ?? false, `request ${i}`);
+      // Only a packet larger than a request (150 flows: 152 spans) straddles requests.
+      if (maxSpans >= 152) assert.equal(requests[i].continued, false);
     }
     const all = decoded.flat();
     assert.equal(new Set(all.map((s) => s.spanId)).size, all.length, "span ids unique");

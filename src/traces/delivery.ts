@@ -16,6 +16,7 @@ import type { Logger } from "../log.ts";
 import { type ExportCounters, type ExportStatus, initialExportStatus } from "./export_counters.ts";
 import type { Spool, SpoolEntry } from "./spool.ts";
 import type { ExportProblem, SendOutcome, Transport } from "./transport.ts";
+import type { EncodedTraceRequest } from "./otlp_encoder.ts";
 
 /** One export request: its bytes (in memory, or only in the spool), and what it holds. */
 interface Batch {
@@ -25,7 +26,11 @@ interface Batch {
   flows: number;
   /** Its first span continues a packet whose first spans are in the batch before it. */
   continued: boolean;
+  /** Its last packet goes on in the batch after it. */
+  endsInside: boolean;
   spool?: SpoolEntry;
+  /** Called once when the request is done with (accepted, failed, evicted or lost). */
+  done?: () => void;
 }
 
 export interface DeliveryOptions {
@@ -94,6 +99,7 @@ export class Delivery {
         spans: entry.spans,
         flows: entry.flows,
         continued: entry.continued,
+        endsInside: entry.endsInside,
         spool: entry,
       });
       c.spansRestored += entry.spans;
@@ -113,12 +119,13 @@ export class Delivery {
   }
 
   /** Takes one encoded request (its spans already counted as held by the caller). */
-  add(body: Uint8Array, spans: number, flows: number, continued: boolean): void {
-    const batch: Batch = { seq: ++this.seq, body, spans, flows, continued };
+  add(request: EncodedTraceRequest, done?: () => void): void {
+    const { body, spans, flows, continued, endsInside } = request;
+    const batch: Batch = { seq: ++this.seq, body, spans, flows, continued, endsInside, done };
     const spool = this.options.spool;
     if (spool) {
       try {
-        batch.spool = spool.store.add(body, spans, flows, continued);
+        batch.spool = spool.store.add(body, spans, flows, continued, endsInside);
       } catch (err) {
         this.monitor.spoolError(spool.store.dir, err as Error);
       }
@@ -183,6 +190,7 @@ export class Delivery {
     const c = this.options.counters;
     c.spansHeld -= b.spans;
     c.flowsHeld -= b.flows;
+    b.done?.();
     if (b.body) {
       this.residentSpans -= b.spans;
       this.options.release?.(b.body);
@@ -198,28 +206,43 @@ export class Delivery {
   }
 
   /**
-   * Spool over its bound: the oldest waiting packets go, whole. Eviction starts at a batch that begins a
-   * packet and takes the batches that continue it with it.
+   * Spool over its bound: the oldest waiting packets go, whole. A unit of eviction runs from a batch that
+   * begins a packet to the first that ends on a packet boundary, all of it waiting (none in flight or
+   * delivered), so no trace loses part of its spans; requests in flight are not evicted.
    */
   private evict(maxBytes: number): void {
     const store = this.options.spool!.store;
     const c = this.options.counters;
     let evicted = 0, batches = 0;
-    while (store.bytes > maxBytes) {
-      const i = this.queue.findIndex((b) => b.spool && !b.continued);
-      if (i < 0) break;
-      do {
-        const b = this.queue[i];
-        this.queue.splice(i, 1);
-        store.remove(b.spool!);
+    let i = 0;
+    while (store.bytes > maxBytes && i < this.queue.length) {
+      const end = this.packetRunEnd(i);
+      if (end < 0) {
+        i++;
+        continue;
+      }
+      for (const b of this.queue.splice(i, end - i + 1)) {
+        if (b.spool) store.remove(b.spool);
         c.spansDropped += b.spans;
         c.flowsDropped += b.flows;
         evicted += b.spans;
         batches++;
         this.unhold(b);
-      } while (i < this.queue.length && this.queue[i].continued);
+      }
     }
     if (batches) this.monitor.evicted(store.dir, batches, evicted, maxBytes);
+  }
+
+  /** The index of the last batch of the whole-packet run that starts at queue[i], or −1 if there is none. */
+  private packetRunEnd(i: number): number {
+    const q = this.queue;
+    if (q[i].continued) return -1;
+    let j = i;
+    while (q[j].endsInside) {
+      if (j + 1 >= q.length || q[j + 1].seq !== q[j].seq + 1) return -1;
+      j++;
+    }
+    return j;
   }
 
   private pump(): void {

@@ -30,7 +30,7 @@ export interface HttpTransportOptions {
 }
 
 /** Requests in flight at once on the keep-alive agent (the delivery queue sends at most this many). */
-const MAX_SOCKETS = 8;
+const MAX_SOCKETS = 16;
 
 export class HttpTransport implements Transport {
   private readonly url: URL;
@@ -111,7 +111,10 @@ export class HttpTransport implements Transport {
         });
       });
       const timer = setTimeout(() => {
-        // Destroying the request tells the backend we gave up, so it should not keep the spans.
+        // Destroying the request tells the backend we gave up, so it should not keep the spans. Deno's
+        // node:http re-sends a destroyed request on its own when it went out on a reused keep-alive socket
+        // (denoland/deno#36786), which would deliver the spans twice: mark it as not reused first.
+        (req as { reusedSocket: boolean }).reusedSocket = false;
         req.destroy();
         done({ kind: "retry", problem: { message: `no answer from ${host} within ${timeoutMs} ms` } });
       }, timeoutMs);

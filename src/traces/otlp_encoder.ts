@@ -192,6 +192,8 @@ export interface EncodedTraceRequest {
   flows: number;
   /** Its first span continues a packet whose first spans went in the previous request. */
   continued: boolean;
+  /** Its last span is not its packet's last: the next request continues the packet. */
+  endsInside: boolean;
 }
 
 /** Where a request is cut: it never holds more spans, nor (but for one oversized span) more bytes. */
@@ -256,6 +258,10 @@ export class OtlpTraceEncoder {
     const rootId = this.ids.next(8);
     const processId = this.ids.next(8);
     const flows = plan.flows;
+    // A packet that does not fit in the current request starts the next one: only a packet larger than a
+    // whole request straddles requests (fewer requests carry part of a packet, and a spool evicts whole ones).
+    const l = this.limits;
+    if (l && this.spanCount > 0 && this.spanCount + flows.length + 2 > l.maxSpans) l.onFull();
     this.insidePacket = true;
     this.span(
       w,
@@ -337,7 +343,7 @@ export class OtlpTraceEncoder {
     out.raw(this.scope);
     out.raw(body);
     this.spans.pos = 0;
-    return { body: out.buf.subarray(0, out.pos), spans, flows, continued };
+    return { body: out.buf.subarray(0, out.pos), spans, flows, continued, endsInside: this.continued };
   }
 
   // One Span message (ScopeSpans.spans = 2), fields in the SDK serializer's order.

@@ -73,7 +73,7 @@ class SdkSink implements TraceSink {
 }
 
 /** Requests in flight at once while the backend answers: keeps the link busy while one waits. */
-const MAX_EXPORTS_IN_FLIGHT = 4;
+const MAX_EXPORTS_IN_FLIGHT = 8;
 
 /**
  * The fast path: spans encoded directly into OTLP requests of at most OTEL_BSP_MAX_EXPORT_BATCH_SIZE spans
@@ -90,6 +90,13 @@ export class OtlpSpanSink implements TraceSink {
    */
   private readonly spareBuffers: Uint8Array[] = [];
   private readonly timer: ReturnType<typeof setInterval>;
+  /** Spans each exporter (address) holds in the queue: its share. */
+  private readonly heldByExporter = new Map<string, number>();
+  /** Spans per exporter in the request being encoded. */
+  private owners = new Map<string, number>();
+  /** The exporter whose packet is being written, and the request's span count when it started. */
+  private writing: string | undefined;
+  private writingFrom = 0;
 
   constructor(private readonly options: SinkOptions, log: Logger) {
     this.encoder = new OtlpTraceEncoder({
@@ -133,9 +140,8 @@ export class OtlpSpanSink implements TraceSink {
     const flows = packet.flows.length;
     const spans = flows + 2;
     const c = this.counters;
-    // The queue bound refuses the newest packet, whole. With a spool, requests on disk leave memory, so this
-    // bites only when the spool cannot be written; the spool's own bound evicts the oldest.
-    if (this.delivery.residentSpans + this.encoder.spanCount + spans > this.options.bsp.maxQueueSize) {
+    const key = packet.exporterAddress;
+    if (!this.admit(key, spans)) {
       c.spansDropped += spans;
       c.flowsDropped += flows;
       return;
@@ -144,7 +150,45 @@ export class OtlpSpanSink implements TraceSink {
     c.flowsHeld += flows;
     c.spansQueued += spans;
     c.flowsQueued += flows;
+    this.heldByExporter.set(key, (this.heldByExporter.get(key) ?? 0) + spans);
+    this.writing = key;
+    this.writingFrom = this.encoder.spanCount;
     this.encoder.write(planTrace(packet, this.options));
+    this.credit();
+    this.writing = undefined;
+  }
+
+  /**
+   * The queue bound refuses the newest packet, whole. With a spool, requests on disk leave memory, so it
+   * bites only when the spool cannot be written (the spool's own bound evicts the oldest). Once the queue
+   * is half full, an exporter holding more than its fair share (the queue over the exporters holding spans)
+   * is refused too, so one flooding router cannot take the room of the others.
+   */
+  private admit(key: string, spans: number): boolean {
+    const capacity = this.options.bsp.maxQueueSize;
+    const resident = this.delivery.residentSpans + this.encoder.spanCount;
+    if (resident + spans > capacity) return false;
+    if (resident * 2 <= capacity) return true;
+    const mine = this.heldByExporter.get(key) ?? 0;
+    const holders = this.heldByExporter.size + (mine === 0 ? 1 : 0);
+    return mine + spans <= capacity / holders;
+  }
+
+  /** Records what the packet being written put into the current request, for its exporter's share. */
+  private credit(): void {
+    if (this.writing === undefined) return;
+    const n = this.encoder.spanCount - this.writingFrom;
+    if (n > 0) this.owners.set(this.writing, (this.owners.get(this.writing) ?? 0) + n);
+    this.writingFrom = 0;
+  }
+
+  /** A request is done with (accepted, failed or evicted): its exporters hold that much less. */
+  private release(owners: Map<string, number>): void {
+    for (const [key, n] of owners) {
+      const left = (this.heldByExporter.get(key) ?? 0) - n;
+      if (left > 0) this.heldByExporter.set(key, left);
+      else this.heldByExporter.delete(key);
+    }
   }
 
   queueDepth(): number {
@@ -163,9 +207,13 @@ export class OtlpSpanSink implements TraceSink {
 
   /** Closes the current request and hands it to delivery. */
   private cut(): void {
+    this.credit();
     const spare = this.spareBuffers.pop();
     const request = this.encoder.takeRequest(spare);
     if (spare && request?.body.buffer !== spare.buffer) this.spareBuffers.push(spare);
-    if (request) this.delivery.add(request.body, request.spans, request.flows, request.continued);
+    if (!request) return;
+    const owners = this.owners;
+    this.owners = new Map();
+    this.delivery.add(request, () => this.release(owners));
   }
 }

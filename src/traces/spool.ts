@@ -35,6 +35,8 @@ export interface SpoolEntry {
   flows: number;
   /** The first span continues a packet whose first spans are in the previous batch. */
   continued: boolean;
+  /** The last span's packet goes on in the next batch. */
+  endsInside: boolean;
 }
 
 /** Why a file in the directory was not taken (the caller logs it). */
@@ -45,7 +47,7 @@ export interface SpoolSkip {
 
 const MAGIC = "N2TSPOL1";
 const HEADER_BYTES = 32;
-const FLAG_CONTINUED = 1;
+const FLAG_CONTINUED = 1, FLAG_ENDS_INSIDE = 2;
 const NAME = /^(\d{16})\.otlp$/;
 const TEMP = /^\.\d{16}\.tmp$/;
 
@@ -89,7 +91,7 @@ export class Spool {
   }
 
   /** Writes one batch durably. Throws on I/O errors (disk full, permissions). */
-  add(body: Uint8Array, spans: number, flows: number, continued: boolean): SpoolEntry {
+  add(body: Uint8Array, spans: number, flows: number, continued: boolean, endsInside: boolean): SpoolEntry {
     const seq = this.nextSeq++;
     const name = String(seq).padStart(16, "0");
     const path = join(this.dir, `${name}.otlp`);
@@ -97,7 +99,7 @@ export class Spool {
     const header = new Uint8Array(HEADER_BYTES);
     const view = new DataView(header.buffer);
     for (let i = 0; i < MAGIC.length; i++) header[i] = MAGIC.charCodeAt(i);
-    view.setUint32(8, continued ? FLAG_CONTINUED : 0, true);
+    view.setUint32(8, (continued ? FLAG_CONTINUED : 0) | (endsInside ? FLAG_ENDS_INSIDE : 0), true);
     view.setUint32(12, spans, true);
     view.setUint32(16, flows, true);
     view.setUint32(20, body.length, true);
@@ -112,7 +114,7 @@ export class Spool {
     }
     renameSync(temp, path);
     syncDirectory(this.dir);
-    const entry = { seq, path, bytes: HEADER_BYTES + body.length, spans, flows, continued };
+    const entry = { seq, path, bytes: HEADER_BYTES + body.length, spans, flows, continued, endsInside };
     this.bytes += entry.bytes;
     return entry;
   }
@@ -167,6 +169,7 @@ export class Spool {
       path,
       bytes: size,
       continued: (view.getUint32(8, true) & FLAG_CONTINUED) !== 0,
+      endsInside: (view.getUint32(8, true) & FLAG_ENDS_INSIDE) !== 0,
       spans: view.getUint32(12, true),
       flows: view.getUint32(16, true),
     };
