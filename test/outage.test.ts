@@ -2,10 +2,12 @@
  * OTLP outages end to end: the real collector process and a real receiver (HTTP and gRPC), through four
  * outages in one run: endpoint down at start (the receiver starts later on the same port), 503 /
  * UNAVAILABLE for a while, receiver stopped and restarted, and a slow receiver (answers after the export
- * timeout). Throughout, the collector keeps receiving, holds at most OTEL_BSP_MAX_QUEUE_SIZE spans, counts
- * what it dropped (queue full) and what failed (after retries), and recovers by itself: the datagrams sent
- * after each outage arrive complete. At shutdown the books balance:
- * spans built = exported + failed + dropped, and exported = what the receivers got.
+ * timeout). Throughout, the collector keeps receiving, holds at most OTEL_BSP_MAX_QUEUE_SIZE spans and
+ * retries what it holds until the backend takes it (SPEC §6): nothing is abandoned, so spans_failed is 0.
+ * Only phase 0 sends more than the queue holds: its first packets that fit are kept and delivered, the
+ * newer ones are refused whole and counted as dropped. Every flow of every later phase arrives, exactly
+ * once. At shutdown the books balance: spans built = exported + dropped + failed + held (0), and exported
+ * = what the receivers got.
  */
 import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
@@ -15,6 +17,8 @@ import { type DecodedSpan, type Receiver, startOtlpReceiver } from "./support/ot
 const FLOWS = 4;
 const SPANS_PER_DATAGRAM = FLOWS + 2;
 const QUEUE = 60;
+/** Whole packets of phase 0 that fit in the queue while the endpoint is down. */
+const FITS = Math.floor(QUEUE / SPANS_PER_DATAGRAM);
 
 /** `FLOWS` flows whose source addresses name the phase: 10.<phase>.<datagram>.<flow>. */
 function datagram(phase: number, n: number): Uint8Array {
@@ -54,7 +58,7 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 for (const protocol of ["http", "grpc"] as const) {
   Deno.test({
     name:
-      `outage (${protocol}): down at start, 503/UNAVAILABLE, stopped and restarted, slow; recovers each time`,
+      `outage (${protocol}): down at start, 503/UNAVAILABLE, stopped and restarted, slow; retried until delivered`,
     sanitizeOps: false,
     sanitizeResources: false,
     async fn() {
@@ -108,22 +112,29 @@ for (const protocol of ["http", "grpc"] as const) {
         }
       };
       /**
-       * After an outage ends, probes (one datagram every 250 ms) until one arrives: the collector reconnected by
-       * itself. Returns how long that took. (gRPC reconnects on its own backoff schedule, so spans built in
-       * between may still fail; they are counted.)
+       * After an outage ends, waits until the collector has delivered what it held, by itself (no new data
+       * needed: held requests are retried). Records how long that took. Not probing with new datagrams: one
+       * sent while the queue is still full would be refused, and phase 0 is to be the only one that drops.
        */
       const recovery: number[] = [];
       const recovered = async (phase: number) => {
         const started = Date.now();
-        const probe = phase + 100;
-        for (let n = 0;; n++) {
-          await send(probe, 1, n);
-          const seen = allSpans().some((s) =>
-            String(s.attributes["source.address"]).startsWith(`10.${probe}.`)
-          );
-          if (seen) break;
-          if (Date.now() - started > 20_000) throw new Error(`phase ${phase}: no recovery within 20 s`);
-          await sleep(250);
+        for (;;) {
+          const m = await metrics();
+          if (
+            m.get("netflow2traces_spans_held") === 0 &&
+            m.get("netflow2traces_export_consecutive_failures") === 0
+          ) {
+            break;
+          }
+          if (Date.now() - started > 20_000) {
+            throw new Error(
+              `phase ${phase}: backlog not delivered within 20 s (${
+                m.get("netflow2traces_spans_held")
+              } held)`,
+            );
+          }
+          await sleep(100);
         }
         recovery.push(Date.now() - started);
       };
@@ -135,12 +146,13 @@ for (const protocol of ["http", "grpc"] as const) {
         assert.equal((await metrics()).get("netflow2traces_datagrams_total"), sent);
       };
       try {
-        // 1. Endpoint down at start: more than the queue holds, so some spans are dropped.
+        // 1. Endpoint down at start: more than the queue holds, so the newest packets are refused.
         await send(0, 30);
         await received();
         await sleep(1_000);
         receivers.push(await startOtlpReceiver({ protocol, port: otlpPort }));
         await recovered(1);
+        await arrived(0, FITS);
         await send(1, 5);
         await arrived(1, 5);
 
@@ -151,6 +163,7 @@ for (const protocol of ["http", "grpc"] as const) {
         await sleep(2_000);
         receivers[0].setFailing(false);
         await recovered(3);
+        await arrived(2, 5);
         await send(3, 5);
         await arrived(3, 5);
 
@@ -161,6 +174,7 @@ for (const protocol of ["http", "grpc"] as const) {
         await sleep(1_500);
         receivers.push(await startOtlpReceiver({ protocol, port: otlpPort }));
         await recovered(5);
+        await arrived(4, 5);
         await send(5, 5);
         await arrived(5, 5);
 
@@ -171,6 +185,7 @@ for (const protocol of ["http", "grpc"] as const) {
         await sleep(2_000);
         receivers[1].setDelay(0);
         await recovered(7);
+        await arrived(6, 5);
         await send(7, 5);
         await arrived(7, 5);
 
@@ -179,27 +194,65 @@ for (const protocol of ["http", "grpc"] as const) {
         assert.equal(await collector.stop(), 0);
         const totals = collector.stderr().split("\n").find((l) => l.includes("stopped")) ?? "";
         const num = (k: string) => Number(new RegExp(`${k}=(\\d+)`).exec(totals)?.[1]);
-        const [exported, dropped, failed] = [
+        const [exported, dropped, failed, held] = [
           num("spans_exported"),
           num("spans_dropped"),
           num("spans_failed"),
+          num("spans_held"),
         ];
+        const spanIds = new Set(allSpans().map((s: DecodedSpan) => s.spanId));
+        const outcomes = (o: string) =>
+          receivers.flatMap((r) => r.requestLog).filter((x) => x.outcome === o).length;
+        const log = collector.stderr();
+        const recoveries = log.match(/INFO export recovered /g)?.length ?? 0;
         console.log(
           `${protocol}: datagrams=${num("packets")} spans built=${
             sent * SPANS_PER_DATAGRAM
           } exported=${exported} ` +
-            `dropped=${dropped} failed=${failed} received=${allSpans().length} max queue=${maxQueue} ` +
-            `recovery ms=${recovery.join(",")}`,
+            `dropped=${dropped} failed=${failed} held=${held} received=${allSpans().length} ` +
+            `duplicate span ids=${allSpans().length - spanIds.size} max queue=${maxQueue} ` +
+            `recoveries=${recoveries} recovery ms=${recovery.join(",")} requests accepted=${
+              outcomes("accepted")
+            } rejected=${outcomes("rejected")} abandoned=${outcomes("abandoned")}`,
         );
         assert.equal(num("packets"), sent);
         assert.equal(num("flows"), sent * FLOWS);
-        assert.equal(exported + dropped + failed, sent * SPANS_PER_DATAGRAM);
+        assert.equal(exported + dropped + failed + held, sent * SPANS_PER_DATAGRAM);
+        assert.equal(
+          num("flows_exported") + num("flows_dropped") + num("flows_failed") + num("flows_held"),
+          sent * FLOWS,
+        );
+        assert.equal(held, 0, "nothing is held once the backend took everything");
+        // No duplicates: a span (and a flow) is delivered at most once.
+        assert.equal(
+          spanIds.size,
+          allSpans().length,
+          `${allSpans().length - spanIds.size} spans delivered twice`,
+        );
+        const flowAddrs = allSpans().filter((s) => s.name === "netflow.flow").map((s) =>
+          s.attributes["source.address"]
+        );
+        assert.equal(new Set(flowAddrs).size, flowAddrs.length);
         assert.equal(allSpans().length, exported);
-        assert.ok(dropped > 0, "the queue overflowed while the endpoint was down");
-        assert.ok(failed > 0, "some exports failed after their retries");
+        assert.equal(failed, 0, "nothing is abandoned: every held request is retried until accepted");
+        // Dropped only in phase 0, whole packets: the ones beyond what the queue holds.
+        assert.equal(dropped, (30 - FITS) * SPANS_PER_DATAGRAM);
+        assert.equal(num("flows_dropped"), (30 - FITS) * FLOWS);
+        const phase0 = new Set(
+          allSpans().filter((s) =>
+            s.name === "netflow.flow" && String(s.attributes["source.address"]).startsWith("10.0.")
+          )
+            .map((s) => Number(String(s.attributes["source.address"]).split(".")[2])),
+        );
+        assert.deepEqual(
+          [...phase0].sort((a, b) => a - b),
+          [...Array(FITS).keys()],
+          "the first packets that fit",
+        );
         assert.ok(maxQueue <= QUEUE, `queue depth ${maxQueue} > ${QUEUE}`);
-        // No duplicates: a span is delivered at most once.
-        assert.equal(new Set(allSpans().map((s: DecodedSpan) => s.spanId)).size, allSpans().length);
+        // Each outage was seen (one WARN at its first failure) and its end reported.
+        assert.equal(log.match(/WARNING export failing /g)?.length ?? 0, 4, "one WARN per outage");
+        assert.equal(recoveries, 4, "one INFO export recovered per outage");
       } catch (err) {
         throw new Error(`${(err as Error).message}\ncollector log:\n${collector.stderr().slice(-3000)}`, {
           cause: err,

@@ -39,6 +39,7 @@ const INVALID_ARGUMENT = 3, PERMISSION_DENIED = 7, UNAUTHENTICATED = 16;
 
 export class GrpcTransport implements Transport {
   private session: http2.ClientHttp2Session | undefined;
+  private sessionError: Error | undefined;
   private readonly authority: string;
   private readonly host: string;
   private readonly connectOptions: http2.SecureClientSessionOptions;
@@ -78,8 +79,10 @@ export class GrpcTransport implements Transport {
 
   private connect(): http2.ClientHttp2Session {
     if (this.session && !this.session.closed && !this.session.destroyed) return this.session;
+    this.sessionError = undefined;
     const session = http2.connect(this.authority, this.connectOptions);
-    session.on("error", () => {}); // surfaces as the failure of the request in flight
+    // Surfaces as the failure of the requests in flight; kept to name the cause when a stream only closes.
+    session.on("error", (err) => (this.sessionError = err));
     session.on("close", () => {
       if (this.session === session) this.session = undefined;
     });
@@ -148,6 +151,10 @@ export class GrpcTransport implements Transport {
           const body = Buffer.concat(chunks);
           const partial = readPartialSuccess(body.length > 5 ? body.subarray(5) : undefined);
           done({ kind: "accepted", rejectedSpans: partial.rejected, message: partial.message });
+          return;
+        }
+        if (status === undefined && httpStatus === 0 && this.sessionError) {
+          done(networkFailure(this.sessionError));
           return;
         }
         if (status === undefined) {

@@ -388,6 +388,33 @@ export interface FailWith {
   httpStatus?: number;
   grpcStatus?: number;
   message?: string;
+  /**
+   * Ask the client to wait this long: HTTP `Retry-After: N`; gRPC a google.rpc.Status with a
+   * google.rpc.RetryInfo detail in `grpc-status-details-bin`.
+   */
+  retryAfterSeconds?: number;
+  /**
+   * Accept the request (its spans are kept) but answer with an OTLP partial success: `rejectedSpans` of it
+   * refused, `message` as error_message. The status fields above do not apply then.
+   */
+  partialSuccess?: { rejectedSpans: number; message?: string };
+  /** Answer only the next this-many export requests this way, then accept again. */
+  times?: number;
+}
+
+/** What became of one export request, in arrival order ({@link Receiver.requestLog}). */
+export interface RequestRecord {
+  /** `Date.now()` when its body had arrived (before any delay). */
+  at: number;
+  /**
+   * `accepted`; `partial` (accepted with a partial success); `rejected` (failing mode); `abandoned` (the
+   * client gave up during a delay, so nothing was kept); `bad` (could not be decoded).
+   */
+  outcome: "accepted" | "partial" | "rejected" | "abandoned" | "bad";
+  /** Spans in the request (-1 when it could not be decoded). */
+  spans: number;
+  /** The first span's ID: tells a retried request (same bytes) from a new one. `""` when none. */
+  firstSpanId: string;
 }
 
 export interface ReceiverOptions {
@@ -424,6 +451,8 @@ export interface Receiver {
   readonly requests: number;
   /** Export requests rejected because the receiver was failing. */
   readonly rejected: number;
+  /** Every export request that arrived (rejected, abandoned and undecodable ones too), in arrival order. */
+  readonly requestLog: RequestRecord[];
   /** The last export request's headers (lowercase names; gRPC pseudo-headers included). */
   readonly headers: Record<string, string>;
   /** Resolves with all spans once at least `n` have arrived; rejects after `timeoutMs`. */
@@ -443,11 +472,14 @@ interface State {
   spans: DecodedSpan[];
   requests: number;
   rejected: number;
+  requestLog: RequestRecord[];
   headers: Record<string, string>;
   failing: FailWith | undefined;
   waiters: Set<() => void>;
   metrics: DecodedMetric[];
   delayMs: number;
+  /** Requests left in the current failing mode when it has {@link FailWith.times}. */
+  remaining?: number;
 }
 
 function later(state: State, fn: () => void): void {
@@ -474,9 +506,80 @@ function inflate(body: Uint8Array, encoding: string | undefined): Uint8Array {
   }
 }
 
-function accept(state: State, body: Uint8Array): void {
-  state.spans.push(...decodeTraceRequest(body));
+/** Keeps the spans of an accepted request; returns them. */
+function accept(state: State, body: Uint8Array): DecodedSpan[] {
+  const spans = decodeTraceRequest(body);
+  for (const s of spans) state.spans.push(s); // push(...spans) overflows the stack for large requests
   for (const wake of [...state.waiters]) wake();
+  return spans;
+}
+
+/** Logs a request with its spans (undefined: not decodable). */
+function record(
+  state: State,
+  at: number,
+  outcome: RequestRecord["outcome"],
+  spans: DecodedSpan[] | undefined,
+): void {
+  state.requestLog.push({ at, outcome, spans: spans?.length ?? -1, firstSpanId: spans?.[0]?.spanId ?? "" });
+}
+
+/** The spans of a request that is not kept (rejected, abandoned), for the log; undefined if undecodable. */
+function peek(bodies: () => Uint8Array[]): DecodedSpan[] | undefined {
+  try {
+    return bodies().flatMap((b) => decodeTraceRequest(b));
+  } catch {
+    return undefined;
+  }
+}
+
+/** The failing mode to answer this request with (counting down {@link FailWith.times}). */
+function takeFailing(state: State): FailWith | undefined {
+  const f = state.failing;
+  if (f?.times !== undefined) {
+    state.remaining = (state.remaining ?? f.times) - 1;
+    if (state.remaining <= 0) {
+      state.failing = undefined;
+      state.remaining = undefined;
+    }
+  }
+  return f;
+}
+
+// Protobuf writing for the few response messages the receiver sends.
+function pbVarint(v: number): number[] {
+  const out: number[] = [];
+  for (; v >= 0x80; v = Math.floor(v / 128)) out.push((v % 128) | 0x80);
+  out.push(v);
+  return out;
+}
+const pbLen = (field: number, body: number[] | Uint8Array): number[] => [
+  (field << 3) | 2,
+  ...pbVarint(body.length),
+  ...body,
+];
+const pbUint = (field: number, v: number): number[] => [field << 3, ...pbVarint(v)];
+const pbString = (field: number, s: string): number[] => pbLen(field, new TextEncoder().encode(s));
+
+/** ExportTraceServiceResponse{partial_success: {rejected_spans = 1, error_message = 2}}. */
+export function partialSuccessResponse(p: { rejectedSpans: number; message?: string }): Uint8Array {
+  return new Uint8Array(
+    pbLen(1, [...pbUint(1, p.rejectedSpans), ...(p.message ? pbString(2, p.message) : [])]),
+  );
+}
+
+/**
+ * `grpc-status-details-bin`: google.rpc.Status{code = 1, message = 2, details = 3: Any{type_url = 1,
+ * value = 2: RetryInfo{retry_delay = 1: Duration{seconds = 1, nanos = 2}}}}, base64 without padding as gRPC
+ * sends it.
+ */
+export function grpcRetryInfoDetails(code: number, message: string, retryAfterSeconds: number): string {
+  const seconds = Math.floor(retryAfterSeconds);
+  const nanos = Math.round((retryAfterSeconds - seconds) * 1e9);
+  const duration = [...pbUint(1, seconds), ...(nanos ? pbUint(2, nanos) : [])];
+  const any = [...pbString(1, "type.googleapis.com/google.rpc.RetryInfo"), ...pbLen(2, pbLen(1, duration))];
+  const status = [...pbUint(1, code), ...pbString(2, message), ...pbLen(3, any)];
+  return Buffer.from(status).toString("base64").replace(/=+$/, "");
 }
 
 function failingFrom(v: FailWith | boolean | undefined): FailWith | undefined {
@@ -489,6 +592,7 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     spans: [],
     requests: 0,
     rejected: 0,
+    requestLog: [],
     headers: {},
     failing: failingFrom(options.failWith),
     waiters: new Set(),
@@ -513,6 +617,9 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     },
     get rejected() {
       return state.rejected;
+    },
+    get requestLog() {
+      return state.requestLog;
     },
     get metrics() {
       return state.metrics;
@@ -544,6 +651,7 @@ export async function startOtlpReceiver(options: ReceiverOptions): Promise<Recei
     },
     setFailing(failing) {
       state.failing = failingFrom(failing);
+      state.remaining = undefined;
     },
     setDelay(ms) {
       state.delayMs = ms;
@@ -576,9 +684,15 @@ async function startHttp(
   const handler = (req: http.IncomingMessage, res: http.ServerResponse) => {
     const chunks: Buffer[] = [];
     req.on("data", (c: Buffer) => chunks.push(c));
-    req.on("end", () =>
+    req.on("end", () => {
+      const at = Date.now();
+      const bodies = () => [inflate(Buffer.concat(chunks), req.headers["content-encoding"])];
       later(state, () => {
-        if (res.destroyed || req.socket.destroyed) return; // the client gave up (timeout) while we waited
+        if (res.destroyed || req.socket.destroyed) {
+          // The client gave up (timeout) while we waited: like a backend that never committed it.
+          if (req.url === "/v1/traces") record(state, at, "abandoned", peek(bodies));
+          return;
+        }
         if (req.method === "POST" && req.url === "/v1/metrics" && !state.failing) {
           try {
             state.metrics.push(
@@ -597,25 +711,44 @@ async function startHttp(
         }
         state.requests++;
         state.headers = flattenHeaders(req.headers);
-        if (state.failing) {
+        const failing = takeFailing(state);
+        if (failing && !failing.partialSuccess) {
           state.rejected++;
-          res.writeHead(state.failing.httpStatus ?? 503, { "content-type": "text/plain" });
-          res.end(state.failing.message ?? "unavailable");
+          record(state, at, "rejected", peek(bodies));
+          const headers: Record<string, string> = { "content-type": "text/plain" };
+          // Retry-After is whole seconds.
+          if (failing.retryAfterSeconds !== undefined) {
+            headers["retry-after"] = String(Math.ceil(failing.retryAfterSeconds));
+          }
+          res.writeHead(failing.httpStatus ?? 503, headers);
+          res.end(failing.message ?? "unavailable");
           return;
         }
         if (!String(req.headers["content-type"] ?? "").startsWith("application/x-protobuf")) {
+          record(state, at, "bad", undefined);
           res.writeHead(415).end();
           return;
         }
+        let spans: DecodedSpan[];
         try {
-          accept(state, inflate(Buffer.concat(chunks), req.headers["content-encoding"]));
+          spans = accept(state, bodies()[0]);
         } catch (e) {
+          record(state, at, "bad", undefined);
           res.writeHead(400, { "content-type": "text/plain" }).end(String(e));
           return;
         }
+        if (failing?.partialSuccess) {
+          record(state, at, "partial", spans);
+          const body = partialSuccessResponse(failing.partialSuccess);
+          const type = "application/x-protobuf";
+          res.writeHead(200, { "content-type": type, "content-length": String(body.length) }).end(body);
+          return;
+        }
+        record(state, at, "accepted", spans);
         // An empty ExportTraceServiceResponse is zero bytes.
         res.writeHead(200, { "content-type": "application/x-protobuf", "content-length": "0" }).end();
-      }));
+      });
+    });
   };
   const server = tls ? https.createServer(tlsServerOptions(tls), handler) : http.createServer(handler);
   await new Promise<void>((resolve, reject) => {
@@ -662,15 +795,25 @@ async function startGrpc(
   server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
     const chunks: Buffer[] = [];
     stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("end", () =>
+    stream.on("end", () => {
+      const at = Date.now();
+      const bodies = () =>
+        grpcMessages(Buffer.concat(chunks), headers["grpc-encoding"] as string | undefined);
       later(state, () => {
-        if (stream.destroyed || stream.closed) return; // the client gave up (deadline) while we waited
-        const trailersOnly = (status: number, message: string) =>
+        if (stream.destroyed || stream.closed) {
+          // The client gave up (deadline) while we waited: like a backend that never committed it.
+          if (headers[":path"] === GRPC_TRACE_EXPORT_PATH) record(state, at, "abandoned", peek(bodies));
+          return;
+        }
+        const trailersOnly = (status: number, message: string, retryAfterSeconds?: number) =>
           stream.respond({
             ":status": 200,
             "content-type": "application/grpc",
             "grpc-status": String(status),
             "grpc-message": encodeURIComponent(message),
+            ...(retryAfterSeconds === undefined
+              ? {}
+              : { "grpc-status-details-bin": grpcRetryInfoDetails(status, message, retryAfterSeconds) }),
           }, { endStream: true });
         if (headers[":path"] === GRPC_METRICS_EXPORT_PATH && !state.failing) {
           try {
@@ -689,21 +832,36 @@ async function startGrpc(
         if (headers[":path"] !== GRPC_TRACE_EXPORT_PATH) return trailersOnly(12, "unimplemented");
         state.requests++;
         state.headers = flattenHeaders(headers);
-        if (state.failing) {
+        const failing = takeFailing(state);
+        if (failing && !failing.partialSuccess) {
           state.rejected++;
-          return trailersOnly(state.failing.grpcStatus ?? 14, state.failing.message ?? "unavailable");
+          record(state, at, "rejected", peek(bodies));
+          return trailersOnly(
+            failing.grpcStatus ?? 14,
+            failing.message ?? "unavailable",
+            failing.retryAfterSeconds,
+          );
         }
+        const spans: DecodedSpan[] = [];
         try {
-          const encoding = headers["grpc-encoding"] as string | undefined;
-          for (const msg of grpcMessages(Buffer.concat(chunks), encoding)) accept(state, msg);
+          for (const msg of bodies()) for (const s of accept(state, msg)) spans.push(s);
         } catch (e) {
+          record(state, at, "bad", undefined);
           return trailersOnly(13, String(e));
         }
+        record(state, at, failing?.partialSuccess ? "partial" : "accepted", spans);
         stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
         stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        // One uncompressed, empty ExportTraceServiceResponse.
-        stream.end(new Uint8Array(5));
-      }));
+        // One uncompressed ExportTraceServiceResponse: empty, or carrying the partial success.
+        const response = failing?.partialSuccess
+          ? partialSuccessResponse(failing.partialSuccess)
+          : new Uint8Array();
+        const frame = new Uint8Array(5 + response.length);
+        new DataView(frame.buffer).setUint32(1, response.length);
+        frame.set(response, 5);
+        stream.end(frame);
+      });
+    });
   });
   await new Promise<void>((resolve, reject) => {
     server.once("error", reject);
