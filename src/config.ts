@@ -621,9 +621,9 @@ function buildConfig(src: Source, cwd: string): Config {
     attributeCountLimit: integer(
       src.get("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT") ?? src.get("OTEL_ATTRIBUTE_COUNT_LIMIT"),
       DEFAULTS.attributeCountLimit,
-      32,
+      64,
       1_000_000,
-      " (at least 32: the SPEC attributes always fit)",
+      " (at least 64: the SPEC attributes always fit)",
     ),
     maxRequestBytes: integer(
       src.get("NETFLOW_MAX_REQUEST_BYTES"),

@@ -76,20 +76,23 @@ function packets(): ExportPacket[] {
   ];
 }
 
-function viaSdk(ps: ExportPacket[]): DecodedSpan[] {
+function viaSdk(ps: ExportPacket[], opts = options, sdkAttributeCountLimit?: number): DecodedSpan[] {
   const memory = new InMemorySpanExporter();
   const provider = new BasicTracerProvider({
     resource: resourceFromAttributes(resource),
     spanProcessors: [new SimpleSpanProcessor(memory)],
+    spanLimits: sdkAttributeCountLimit === undefined
+      ? undefined
+      : { attributeCountLimit: sdkAttributeCountLimit },
   });
-  const builder = new SpanBuilder(provider.getTracer("netflow2traces", "1.2.3"), options);
+  const builder = new SpanBuilder(provider.getTracer("netflow2traces", "1.2.3"), opts);
   for (const p of ps) builder.emit(p);
   return decodeTraceRequest(ProtobufTraceSerializer.serializeRequest(memory.getFinishedSpans())!);
 }
 
-function viaEncoder(ps: ExportPacket[]): DecodedSpan[] {
+function viaEncoder(ps: ExportPacket[], opts = options): DecodedSpan[] {
   const encoder = new OtlpTraceEncoder({ resource, scopeName: "netflow2traces", scopeVersion: "1.2.3" });
-  for (const p of ps) encoder.write(planTrace(p, options));
+  for (const p of ps) encoder.write(planTrace(p, opts));
   return decodeTraceRequest(encoder.takeRequest()!.body);
 }
 
@@ -109,11 +112,9 @@ function normalise(spans: DecodedSpan[]) {
   });
 }
 
-Deno.test("direct OTLP encoding equals the SDK's, field by field", () => {
-  const ps = packets();
-  const sdk = normalise(viaSdk(ps));
-  const direct = normalise(viaEncoder(ps));
-  assert.equal(sdk.length, 2 + 2 + 3 + 2);
+/** Asserts both lists hold the same spans, compared by role (ids aside). */
+function assertSameSpans(sdkSpans: DecodedSpan[], directSpans: DecodedSpan[]): void {
+  const sdk = normalise(sdkSpans), direct = normalise(directSpans);
   assert.equal(direct.length, sdk.length);
   // The SDK hands spans to the exporter in end order (children first); compare by role.
   const byRole = (xs: typeof sdk) => [...xs].sort((a, b) => String(a.spanId).localeCompare(String(b.spanId)));
@@ -127,6 +128,14 @@ Deno.test("direct OTLP encoding equals the SDK's, field by field", () => {
     });
     assert.deepEqual(strip(b[i]), strip(a[i]), `span ${a[i].name}`);
   }
+}
+
+Deno.test("direct OTLP encoding equals the SDK's, field by field", () => {
+  const ps = packets();
+  const sdk = viaSdk(ps), encoded = viaEncoder(ps);
+  assert.equal(sdk.length, 2 + 2 + 3 + 2);
+  assertSameSpans(sdk, encoded);
+  const direct = normalise(encoded);
   const err = direct.find((s) => s.status.code === 2)!;
   assert.equal(err.events[0].name, "exception");
   const flow = direct.find((s) => s.attributes["netflow.flow.bytes"] === 2 ** 40);
@@ -154,4 +163,43 @@ Deno.test("direct encoding: large requests (multi-byte lengths) and an empty enc
   const spans = decodeTraceRequest(encoder.takeRequest()!.body);
   assert.equal(spans.length, Math.floor(500 / 3) * (4 + 3 + 2) + (4 + 3));
   assert.equal(encoder.spanCount, 0);
+});
+
+Deno.test("direct OTLP encoding equals the SDK's where the attribute count limit drops attributes", () => {
+  // Records with more elements than the limit (one also time_adjusted), one under it, one exactly at it.
+  const extra = (n: number) =>
+    Object.fromEntries(Array.from({ length: n }, (_, i) => [`netflow.field.${i}`, i]));
+  const flow = {
+    srcAddr: "10.0.0.1",
+    dstAddr: "10.0.0.2",
+    srcPort: 40000,
+    dstPort: 443,
+    protocol: 6,
+    bytes: 10,
+    packets: 1,
+    startMs: now - 500,
+    endMs: now - 100,
+  };
+  const p: ExportPacket = {
+    version: 10,
+    exporterAddress: "192.0.2.1",
+    exporterPort: 4739,
+    sizeBytes: 1000,
+    receivedAtMs: now + 5,
+    exportTimeMs: now,
+    flows: [
+      { ...flow, extra: extra(200) },
+      { ...flow, startMs: now + 60_000, extra: extra(200) },
+      { ...flow, extra: extra(3) },
+      { ...flow, extra: extra(64 - 20) }, // 20 SPEC attributes + 44
+    ],
+  };
+  const limited = { ...options, attributeCountLimit: 64 };
+  // The SDK's own limit as tracer.ts sets it (above the plan's): the plan's drops are what both report.
+  const sdk = viaSdk([p], limited, 1024);
+  const direct = viaEncoder([p], limited);
+  assertSameSpans(sdk, direct);
+  const dropped = direct.filter((s) => s.name === "netflow.flow").map((s) => s.droppedAttributesCount);
+  assert.deepEqual(dropped, [20 + 200 - 64, 20 + 1 + 200 - 64, 0, 0]);
+  for (const s of direct) assert.ok(Object.keys(s.attributes).length <= 64);
 });

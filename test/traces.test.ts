@@ -6,12 +6,14 @@ import {
 } from "@opentelemetry/sdk-trace-base";
 import { flowTimes, uptimeDelta } from "../src/netflow/time.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
-import { flowAttributes, tcpFlagNames } from "../src/traces/attributes.ts";
+import { flowAttributes, MAX_SPEC_FLOW_ATTRIBUTES, tcpFlagNames } from "../src/traces/attributes.ts";
 import { addressBytes, communityId, sha1SingleBlock } from "../src/traces/community_id.ts";
 import { createHash } from "node:crypto";
 import { serverSide } from "../src/traces/inference.ts";
 import { protocolName } from "../src/traces/protocols.ts";
-import { hrTime, SpanBuilder } from "../src/traces/spans.ts";
+import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
+import { hrTime, planTrace, SpanBuilder } from "../src/traces/spans.ts";
+import { decodeTraceRequest } from "./support/otlp_receiver.ts";
 
 Deno.test("client/server inference follows SPEC §4", () => {
   assert.equal(serverSide(51000, 443), "destination");
@@ -295,4 +297,88 @@ Deno.test("flow times: IPFIX uptime with an export time (whole seconds) just bef
   assert.equal(t.startMs, init - 11_500);
   assert.equal(t.endMs, init - 1_000);
   assert.equal(t.adjusted, false);
+});
+
+Deno.test("flow attributes: MAX_SPEC_FLOW_ATTRIBUTES is what a flow that carries everything gets", () => {
+  // A TCP flow with every SPEC field, sampled, with a direction: the largest fixed set flowAttributes() makes.
+  const all = flowAttributes({ ...tcpFlow, direction: 1 }, 0, 10);
+  assert.equal(Object.keys(all).length, MAX_SPEC_FLOW_ATTRIBUTES);
+});
+
+/** A flow that carries every SPEC field plus `n` further elements. */
+function wideFlow(n: number): Flow {
+  const extra: Record<string, number> = {};
+  for (let i = 0; i < n; i++) extra[`netflow.field.${10_000 + i}`] = i;
+  return { ...tcpFlow, direction: 0, extra };
+}
+
+Deno.test("attribute count limit: SPEC attributes first, elements fill the rest, the others are counted", () => {
+  const limit = 1_024;
+  const p = packet({ sysUptimeMs: 1_000_000, exportTimeMs: 1_700_000_000_000, flows: [wideFlow(16_000)] });
+  const plan = planTrace(p, {
+    spanTime: "flow",
+    collectorHost: "h",
+    collectorPort: 1,
+    attributeCountLimit: limit,
+  });
+  const f = plan.flows[0];
+  const keys = Object.keys(f.attributes);
+  assert.equal(keys.length, limit);
+  assert.equal(f.droppedAttributes, MAX_SPEC_FLOW_ATTRIBUTES + 16_000 - limit);
+  for (const [k, v] of Object.entries(flowAttributes({ ...tcpFlow, direction: 0 }, 0, 5))) {
+    assert.equal(f.attributes[k], v, k);
+  }
+  // The elements kept are the record's first ones, in order.
+  assert.equal(f.attributes["netflow.field.10000"], 0);
+  assert.equal(f.attributes[`netflow.field.${10_000 + limit - MAX_SPEC_FLOW_ATTRIBUTES - 1}`], 987);
+  assert.equal(`netflow.field.${10_000 + limit - MAX_SPEC_FLOW_ATTRIBUTES}` in f.attributes, false);
+
+  // On the wire: droppedAttributesCount (Span field 10) carries the rest.
+  const encoder = new OtlpTraceEncoder({ resource: {}, scopeName: "t", scopeVersion: "" });
+  encoder.write(plan);
+  const spans = decodeTraceRequest(encoder.takeRequest()!.body);
+  const wire = spans.find((s) => s.name === "netflow.flow")!;
+  assert.equal(Object.keys(wire.attributes).length, limit);
+  assert.equal(wire.droppedAttributesCount, 16_000 + MAX_SPEC_FLOW_ATTRIBUTES - limit);
+  assert.equal(wire.attributes["netflow.community_id"], f.attributes["netflow.community_id"]);
+  for (const s of spans.filter((s) => s.name !== "netflow.flow")) assert.equal(s.droppedAttributesCount, 0);
+});
+
+Deno.test("attribute count limit: time_adjusted always fits; no limit, nothing dropped", () => {
+  const limit = 40;
+  // first switched after the export time: impossible, so the flow is marked adjusted.
+  const flow = { ...wideFlow(100), firstSwitched: 1_000_000 + 60_000 };
+  const p = packet({ sysUptimeMs: 1_000_000, exportTimeMs: 1_700_000_000_000, flows: [flow] });
+  const f =
+    planTrace(p, { spanTime: "flow", collectorHost: "h", collectorPort: 1, attributeCountLimit: limit })
+      .flows[0];
+  assert.equal(f.attributes["netflow.flow.time_adjusted"], true);
+  assert.equal(Object.keys(f.attributes).length, limit);
+  assert.equal(f.droppedAttributes, MAX_SPEC_FLOW_ATTRIBUTES + 1 + 100 - limit);
+  const unlimited = planTrace(p, { spanTime: "flow", collectorHost: "h", collectorPort: 1 }).flows[0];
+  assert.equal(Object.keys(unlimited.attributes).length, MAX_SPEC_FLOW_ATTRIBUTES + 1 + 100);
+  assert.equal(unlimited.droppedAttributes, 0);
+});
+
+Deno.test("attribute count limit: below the SPEC set's own size, the span still holds no more", () => {
+  const p = packet({ sysUptimeMs: 1_000_000, exportTimeMs: 1_700_000_000_000, flows: [wideFlow(10)] });
+  const f = planTrace(p, { spanTime: "flow", collectorHost: "h", collectorPort: 1, attributeCountLimit: 32 })
+    .flows[0];
+  assert.equal(Object.keys(f.attributes).length, 32);
+  assert.equal(f.droppedAttributes, MAX_SPEC_FLOW_ATTRIBUTES + 10 - 32);
+  assert.equal(f.attributes["netflow.version"], 5); // the first ones stay
+  assert.equal("netflow.field.10000" in f.attributes, false);
+});
+
+Deno.test("attribute count limit: an element named like a SPEC attribute takes no second slot", () => {
+  const flow: Flow = { ...wideFlow(0), extra: { "netflow.tos": 1, "netflow.vlan.id": 7, "netflow.x": 8 } };
+  const p = packet({ sysUptimeMs: 1_000_000, exportTimeMs: 1_700_000_000_000, flows: [flow] });
+  const limit = MAX_SPEC_FLOW_ATTRIBUTES + 1;
+  const f =
+    planTrace(p, { spanTime: "flow", collectorHost: "h", collectorPort: 1, attributeCountLimit: limit })
+      .flows[0];
+  assert.equal(Object.keys(f.attributes).length, limit);
+  assert.equal(f.attributes["netflow.tos"], 1);
+  assert.equal(f.attributes["netflow.vlan.id"], 7);
+  assert.equal(f.droppedAttributes, 1);
 });

@@ -5,6 +5,25 @@ import type { ExportPacket, Flow } from "./types.ts";
 const FUTURE_SLACK_MS = 5_000;
 /** A computed time earlier than export time − this is implausible. */
 const MAX_AGE_MS = 24 * 3600 * 1000;
+/**
+ * The latest time the wire can carry, 2262-04-11: OTLP times are fixed64 nanoseconds since the epoch, but
+ * readers that take them as signed int64 break at 2^63 ns.
+ */
+export const MAX_WIRE_TIME_MS = 9_223_372_036_854;
+
+/** `ms` clamped to what the wire carries: 0 ("unknown" in OTLP) for NaN and times before the epoch. */
+export function wireTimeMs(ms: number): number {
+  return ms > 0 ? (ms <= MAX_WIRE_TIME_MS ? ms : MAX_WIRE_TIME_MS) : 0;
+}
+
+/**
+ * The time a packet's times are checked against: its export time when that can be one, else the receive
+ * time. An exporter with an unset clock sends 0; nothing before the epoch or after 2262 can be placed.
+ */
+export function referenceTimeMs(packet: ExportPacket): number {
+  const t = packet.exportTimeMs;
+  return t !== undefined && t > 0 && t <= MAX_WIRE_TIME_MS ? t : packet.receivedAtMs;
+}
 
 export interface FlowTimes {
   startMs: number;
@@ -23,7 +42,7 @@ export function uptimeDelta(later: number, earlier: number): number {
 
 /** Absolute start/end of `flow`, from the exporter's own clock, checked for plausibility. */
 export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
-  const reference = packet.exportTimeMs ?? packet.receivedAtMs;
+  const reference = referenceTimeMs(packet);
   let start: number | undefined = flow.startMs;
   let end: number | undefined = flow.endMs;
   if (start === undefined && flow.firstSwitched !== undefined) {
@@ -33,8 +52,11 @@ export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
     end = fromUptime(flow.lastSwitched, flow, packet);
   }
   let adjusted = false;
+  // The wire bounds matter near the ends of the range, where the window around the reference reaches past
+  // them; they also reject NaN and ±Infinity.
   const plausible = (t: number | undefined): t is number =>
-    t !== undefined && Number.isFinite(t) && t <= reference + FUTURE_SLACK_MS && t >= reference - MAX_AGE_MS;
+    t !== undefined && t > 0 && t <= MAX_WIRE_TIME_MS && t <= reference + FUTURE_SLACK_MS &&
+    t >= reference - MAX_AGE_MS;
   if (!plausible(start)) {
     adjusted = start !== undefined;
     start = packet.receivedAtMs;

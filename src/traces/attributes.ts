@@ -25,12 +25,30 @@ export function tcpFlagNames(flags: number): string {
   return out;
 }
 
-/** Attributes of one `netflow.flow` span. `index` is the record's position in its packet. */
+/**
+ * The most attributes {@link flowAttributes} sets before the record's further elements (a TCP flow that
+ * carries everything, sampled). A test holds it to that; while a count limit leaves this much room, the
+ * SPEC attributes need no counting.
+ */
+export const MAX_SPEC_FLOW_ATTRIBUTES = 36;
+
+/** A count limit for {@link flowAttributes}, reused across flows: `dropped` is set by each call. */
+export interface AttributeCountLimit {
+  maxCount: number;
+  dropped: number;
+}
+
+/**
+ * Attributes of one `netflow.flow` span. `index` is the record's position in its packet. With `limit`, at
+ * most `limit.maxCount` attributes: the SPEC attributes first, then the record's further elements in their
+ * order while there is room; `limit.dropped` tells how many were left out.
+ */
 export function flowAttributes(
   flow: Flow,
   index: number,
   version: number,
   maxValueBytes = Infinity,
+  limit?: AttributeCountLimit,
 ): Attributes {
   const a: Attributes = { "netflow.version": version, "netflow.flow.index": index };
   const proto = flow.protocol;
@@ -111,8 +129,8 @@ export function flowAttributes(
   if (interval !== undefined && interval > 0) {
     a["netflow.sampling.interval"] = interval;
     if (interval > 1) {
-      if (flow.bytes !== undefined) a["netflow.flow.bytes.estimated"] = flow.bytes * interval;
-      if (flow.packets !== undefined) a["netflow.flow.packets.estimated"] = flow.packets * interval;
+      if (flow.bytes !== undefined) a["netflow.flow.bytes.estimated"] = estimate(flow.bytes, interval);
+      if (flow.packets !== undefined) a["netflow.flow.packets.estimated"] = estimate(flow.packets, interval);
     }
   }
   if (flow.srcAddr !== undefined && flow.dstAddr !== undefined && proto !== undefined) {
@@ -123,14 +141,64 @@ export function flowAttributes(
     const id = communityId(flow.srcAddr, flow.dstAddr, proto, sp, dp);
     if (id) a["netflow.community_id"] = id;
   }
+  const maxCount = limit ? limit.maxCount : Infinity;
+  // Extras that surely fit: counting keys costs, so the exact count is taken only once this runs out (never,
+  // for records under the default limit).
+  let room = maxCount - MAX_SPEC_FLOW_ATTRIBUTES;
+  let count = -1, dropped = 0;
+  if (room < 0) {
+    // A limit below the SPEC attributes' own maximum: even they may not all fit.
+    count = keyCount(a);
+    if (count > maxCount) {
+      dropped = count - maxCount;
+      dropLast(a, dropped);
+      count = maxCount;
+    }
+  }
   if (flow.extra) {
-    for (const k in flow.extra) {
-      const v = flow.extra[k];
+    const extra = flow.extra;
+    for (const k in extra) {
+      if (room > 0) {
+        room--;
+      } else {
+        if (count < 0) count = keyCount(a);
+        if (!(k in a)) {
+          if (count >= maxCount) {
+            dropped++;
+            continue;
+          }
+          count++;
+        }
+      }
+      const v = extra[k];
       // Only decoded elements (variable-length strings, unknown fields as hex) can be long.
       a[k] = typeof v === "string" && v.length * 3 > maxValueBytes ? truncateUtf8(v, maxValueBytes) : v;
     }
   }
+  if (limit) limit.dropped = dropped;
   return a;
+}
+
+/**
+ * counter × sampling interval as a whole number in [0, 2^53 − 1] (Number.MAX_SAFE_INTEGER): above it a
+ * double no longer holds every integer, so the estimate is clamped there rather than rounded at random or
+ * wrapped on the wire. Only absurd input gets near it (a 2^53-byte counter at 1-in-1000).
+ */
+function estimate(count: number, interval: number): number {
+  const e = Math.round(count * interval);
+  return e >= 0 ? (e < Number.MAX_SAFE_INTEGER ? e : Number.MAX_SAFE_INTEGER) : 0;
+}
+
+function keyCount(a: Attributes): number {
+  let n = 0;
+  for (const _ in a) n++;
+  return n;
+}
+
+/** Removes the `n` attributes set last (for a limit below {@link MAX_SPEC_FLOW_ATTRIBUTES} only). */
+function dropLast(a: Attributes, n: number): void {
+  const keys = Object.keys(a);
+  for (let i = keys.length - n; i < keys.length; i++) delete a[keys[i]];
 }
 
 const utf8 = new TextEncoder();
@@ -167,7 +235,9 @@ export function exportAttributes(
   set(a, "netflow.source_id", packet.sourceId);
   set(a, "netflow.observation_domain_id", packet.observationDomainId);
   set(a, "netflow.sys_uptime_ms", packet.sysUptimeMs);
-  if (packet.exportTimeMs !== undefined) {
+  // From the exporter's own export time even where the span times fall back to the receive time (an unset
+  // clock sends 0): a skew of decades is what tells the user the exporter's clock is wrong.
+  if (packet.exportTimeMs !== undefined && Number.isFinite(packet.exportTimeMs)) {
     a["netflow.export_time"] = Math.floor(packet.exportTimeMs / 1000);
     a["netflow.exporter.clock_skew_ms"] = Math.round(packet.receivedAtMs - packet.exportTimeMs);
   }

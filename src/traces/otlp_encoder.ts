@@ -6,6 +6,7 @@
  * mirror the SDK serializer field for field (same fields, same defaults, same span flags), and a test
  * decodes both and compares them.
  */
+import { MAX_WIRE_TIME_MS } from "../netflow/time.ts";
 import type { DecodeError } from "../netflow/types.ts";
 import type { Attributes } from "./attributes.ts";
 import { exceptionEventAttributes, type TracePlan } from "./spans.ts";
@@ -77,8 +78,12 @@ class Writer {
     this.pos += 4;
   }
 
-  /** Epoch milliseconds → fixed64 nanoseconds, to the microsecond (as `hrTime()` rounds). */
+  /**
+   * Epoch milliseconds → fixed64 nanoseconds, to the microsecond (as `hrTime()` rounds). Plans hold only
+   * times from the epoch to 2262; the clamp (as `wireTimeMs()`, inlined) keeps anything else from wrapping.
+   */
   timeMs(ms: number): void {
+    if (!(ms > 0 && ms <= MAX_WIRE_TIME_MS)) ms = ms > 0 ? MAX_WIRE_TIME_MS : 0;
     const micros = Math.round(ms * 1000);
     const high = Math.floor(micros / TWO_32);
     const lowNs = (micros - high * TWO_32) * 1000; // < 2^42: exact
@@ -273,6 +278,7 @@ export class OtlpTraceEncoder {
       plan.startMs,
       plan.endMs,
       plan.exportAttributes,
+      0, // the export span's attributes (fewer than 20) stay under the smallest count limit (32)
       plan.error,
     );
     this.written(false);
@@ -288,6 +294,7 @@ export class OtlpTraceEncoder {
       {
         "netflow.flow.count": plan.flows.length,
       },
+      0,
     );
     this.written(flows.length === 0);
     for (let i = 0; i < flows.length; i++) {
@@ -302,6 +309,7 @@ export class OtlpTraceEncoder {
         f.startMs,
         f.endMs,
         f.attributes,
+        f.droppedAttributes,
       );
       this.flowCount++;
       this.written(i === flows.length - 1);
@@ -357,6 +365,7 @@ export class OtlpTraceEncoder {
     startMs: number,
     endMs: number,
     attributes: Attributes,
+    droppedAttributes: number,
     error?: DecodeError,
   ): void {
     w.tag(2, 2);
@@ -382,7 +391,7 @@ export class OtlpTraceEncoder {
     w.timeMs(endMs);
     this.attributes(w, attributes, 9);
     w.tag(10, 0);
-    w.varint(0);
+    w.varint(droppedAttributes);
     if (error) {
       w.tag(11, 2);
       const ev = w.begin();
@@ -425,9 +434,14 @@ export class OtlpTraceEncoder {
         w.tag(1, 2);
         w.string(value);
       } else if (typeof value === "number") {
-        if (Number.isInteger(value)) {
+        if (Number.isSafeInteger(value)) {
           w.tag(3, 0);
           w.varint(value);
+        } else if (Number.isInteger(value)) {
+          // Not exact as a double, and from 2^63 on a wrapped (negative) int64: clamped as counters are
+          // before they get here, so this is only the guard.
+          w.tag(3, 0);
+          w.varint(value > 0 ? Number.MAX_SAFE_INTEGER : -Number.MAX_SAFE_INTEGER);
         } else {
           w.tag(4, 1);
           w.double(value);

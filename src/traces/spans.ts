@@ -5,10 +5,18 @@
  * the OpenTelemetry SDK Tracer ({@link SpanBuilder}, used for the console exporter and as the reference in
  * tests) and the direct OTLP encoder (`otlp_encoder.ts`, the fast path for OTLP export).
  */
-import { context, type HrTime, SpanKind, SpanStatusCode, trace, type Tracer } from "@opentelemetry/api";
-import { flowTimes } from "../netflow/time.ts";
+import {
+  context,
+  type HrTime,
+  type Span,
+  SpanKind,
+  SpanStatusCode,
+  trace,
+  type Tracer,
+} from "@opentelemetry/api";
+import { flowTimes, referenceTimeMs, wireTimeMs } from "../netflow/time.ts";
 import type { DecodeError, ExportPacket } from "../netflow/types.ts";
-import { type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
+import { type AttributeCountLimit, type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
 
 export interface SpanBuilderOptions {
   /** `flow`: spans at the flows' own times; `receive`: flow spans end at the receive time. */
@@ -17,7 +25,10 @@ export interface SpanBuilderOptions {
   collectorPort: number;
   /** String attribute values are cut to this many UTF-8 bytes (OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT). Default: none. */
   attributeValueLengthLimit?: number;
-  /** Attributes per span at most (OTEL_ATTRIBUTE_COUNT_LIMIT). Default: none. */
+  /**
+   * Attributes per flow span at most (OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT / OTEL_ATTRIBUTE_COUNT_LIMIT): the SPEC
+   * attributes first, then the record's further elements while there is room. Default: none.
+   */
   attributeCountLimit?: number;
 }
 
@@ -28,7 +39,15 @@ export interface TracePlan {
   endMs: number;
   exportAttributes: Attributes;
   error?: DecodeError;
-  flows: { startMs: number; endMs: number; attributes: Attributes }[];
+  flows: PlannedFlow[];
+}
+
+export interface PlannedFlow {
+  startMs: number;
+  endMs: number;
+  attributes: Attributes;
+  /** Attributes left out for the count limit (OTLP `Span.dropped_attributes_count`). */
+  droppedAttributes: number;
 }
 
 /**
@@ -37,7 +56,8 @@ export interface TracePlan {
  * small plain numbers as relative times.
  */
 export function hrTime(ms: number): HrTime {
-  const micros = Math.round(ms * 1000);
+  // Clamped as the direct encoder clamps (plans hold only such times; this keeps both writers equal).
+  const micros = Math.round(wireTimeMs(ms) * 1000);
   const sec = Math.floor(micros / 1e6);
   return [sec, (micros - sec * 1e6) * 1000];
 }
@@ -50,6 +70,8 @@ export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): Tr
   const n = packet.flows.length;
   const flows: TracePlan["flows"] = new Array(n);
   const receiveMode = options.spanTime === "receive";
+  const maxCount = options.attributeCountLimit ?? Infinity;
+  const limit: AttributeCountLimit = { maxCount, dropped: 0 };
   let earliest = Infinity, latest = -Infinity;
   for (let i = 0; i < n; i++) {
     const flow = packet.flows[i];
@@ -59,13 +81,17 @@ export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): Tr
       start = packet.receivedAtMs - (end - start);
       end = packet.receivedAtMs;
     }
-    const attributes = flowAttributes(flow, i, packet.version, options.attributeValueLengthLimit);
+    // time_adjusted is set last but is a SPEC attribute: keep room for it.
+    limit.maxCount = t.adjusted ? maxCount - 1 : maxCount;
+    const attributes = flowAttributes(flow, i, packet.version, options.attributeValueLengthLimit, limit);
     if (t.adjusted) attributes["netflow.flow.time_adjusted"] = true;
-    flows[i] = { startMs: start, endMs: end, attributes };
+    flows[i] = { startMs: start, endMs: end, attributes, droppedAttributes: limit.dropped };
     if (start < earliest) earliest = start;
     if (end > latest) latest = end;
   }
-  const reference = receiveMode ? packet.receivedAtMs : (packet.exportTimeMs ?? packet.receivedAtMs);
+  // The export time only where the wire can carry it (an unset exporter clock sends 0); the min/max below
+  // then make both parents enclose every flow, since flowTimes() keeps flow times within the same bounds.
+  const reference = receiveMode ? packet.receivedAtMs : referenceTimeMs(packet);
   const attributes = exportAttributes(packet, options.collectorHost, options.collectorPort);
   if (packet.error) attributes["error.type"] = packet.error.kind;
   return {
@@ -107,15 +133,26 @@ export class SpanBuilder {
     }, rootContext);
     const processContext = trace.setSpan(rootContext, process);
     for (const f of plan.flows) {
-      this.tracer.startSpan(
+      const span = this.tracer.startSpan(
         "netflow.flow",
         { startTime: hrTime(f.startMs), attributes: f.attributes },
         processContext,
-      )
-        .end(hrTime(f.endMs));
+      );
+      if (f.droppedAttributes > 0) addDroppedAttributes(span, f.droppedAttributes);
+      span.end(hrTime(f.endMs));
     }
     process.end(end);
     root.end(end);
     return plan.flows.length + 2;
   }
+}
+
+/**
+ * Counts attributes the plan left out in the SDK span's own dropped count, so both writers report the same.
+ * The API has no setter; the SDK keeps the count in this field (checked, so a renamed field costs only the
+ * count, never an error).
+ */
+function addDroppedAttributes(span: Span, n: number): void {
+  const s = span as unknown as { _droppedAttributesCount?: unknown };
+  if (typeof s._droppedAttributesCount === "number") s._droppedAttributesCount += n;
 }

@@ -39,11 +39,6 @@ export type TracingOptions = Pick<
   | "spoolMaxBytes"
 >;
 
-/**
- * Flow spans carry up to a few hundred IPFIX elements: the SDK's default of 128 attributes per span would
- * silently cut them, so the limit is raised deliberately.
- */
-export const SPAN_ATTRIBUTE_COUNT_LIMIT = 1024;
 
 export interface Tracing {
   provider: BasicTracerProvider;
@@ -54,7 +49,7 @@ export interface Tracing {
   shutdown(): Promise<void>;
 }
 
-export function createTracing(options: TracingOptions): Tracing {
+export function createTracing(options: TracingOptions & { attributeCountLimit?: number }): Tracing {
   const counters = zeroExportCounters();
   const resource = resourceFromAttributes({
     ...options.resourceAttributes,
@@ -80,7 +75,9 @@ export function createTracing(options: TracingOptions): Tracing {
   const provider = new BasicTracerProvider({
     resource,
     spanProcessors: processors,
-    spanLimits: { attributeCountLimit: SPAN_ATTRIBUTE_COUNT_LIMIT },
+    // OTEL_ATTRIBUTE_COUNT_LIMIT, as on the direct path (default 1,024, not the SDK's 128: flow spans carry up
+    // to a few hundred IPFIX elements).
+    spanLimits: { attributeCountLimit: options.attributeCountLimit ?? 1_024 },
   });
   return {
     provider,
