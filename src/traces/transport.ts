@@ -77,6 +77,10 @@ export function describeNetworkError(err: unknown, host: string): string {
     case "ENETUNREACH":
       return `no route to ${host}`;
   }
+  if (/NGHTTP2_REFUSED_STREAM/.test(detail)) {
+    return `${host} refused the request (the server is shutting down?)`;
+  }
+  if (/GOAWAY|NGHTTP2_/.test(detail)) return `connection to ${host} closed by the server (${detail})`;
   if (
     /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|ALTNAME|TLS|SSL|wrong version number|certificate/i.test(
       `${code} ${detail}`,
