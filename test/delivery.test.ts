@@ -224,6 +224,22 @@ Deno.test("spool: requests survive a restart and replay oldest first, byte for b
   await second.d.drain(Date.now());
 });
 
+Deno.test("spool: requests beyond half the queue live on disk only, so memory stays bounded", async () => {
+  const dir = mkdtempSync(join(tmpdir(), "n2t-spool-"));
+  const down = new ScriptedTransport(Array(1000).fill(refused), 1);
+  const { log } = capture();
+  const { d, counters: c } = delivery(down, log, {
+    memorySpans: 100,
+    spool: { store: new Spool(dir), maxBytes: 1 << 30 },
+  });
+  d.restore();
+  for (let i = 0; i < 50; i++) add(d, c, i);
+  assert.equal(c.spansHeld, 500);
+  assert.ok(d.residentSpans <= 60, `${d.residentSpans} spans in memory`);
+  assert.equal(c.spansDropped, 0);
+  await d.drain(Date.now());
+});
+
 Deno.test("spool: over its bound the oldest whole packets go; damaged and foreign files are skipped", async () => {
   const dir = mkdtempSync(join(tmpdir(), "n2t-spool-"));
   const down = new ScriptedTransport(Array(1000).fill(refused), [1, 3_000]);

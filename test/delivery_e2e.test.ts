@@ -536,6 +536,34 @@ e2e(
 );
 
 e2e(
+  "down longer than the queue holds, with a spool: nothing is dropped, every flow arrives once",
+  {
+    OTEL_BSP_MAX_QUEUE_SIZE: String(SMALL_QUEUE),
+    OTEL_BSP_MAX_EXPORT_BATCH_SIZE: "50",
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+  },
+  async (rig) => {
+    const dir = Deno.makeTempDirSync({ prefix: "n2t-spool-" });
+    await rig.start({ NETFLOW_SPOOL_DIR: dir });
+    const packets = 60; // more than twice what the queue holds in memory
+    for (let n = 0; n < packets; n++) await rig.send(datagram(n, FLOWS));
+    await rig.received();
+    await sleep(1_000);
+    await rig.up();
+    await rig.idle();
+    const t = await rig.stop();
+    const whole = traceCheck(rig.spans());
+    rig.note({ packets_sent: packets, traces: whole.traces, flows_dropped: t.flows_dropped });
+    assertExactlyOnce(rig, range(0, packets * FLOWS));
+    assertWhole(rig);
+    assert.equal(t.spans_dropped + t.spans_failed, 0);
+    assert.equal(t.flows_exported, packets * FLOWS);
+    Deno.removeSync(dir, { recursive: true });
+  },
+  { start: false },
+);
+
+e2e(
   "400 / INVALID_ARGUMENT: dropped at once with a WARN, counted as failed, no retry; later flows arrive",
   { OTEL_BSP_SCHEDULE_DELAY: "100" },
   async (rig) => {

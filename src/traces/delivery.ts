@@ -132,7 +132,9 @@ export class Delivery {
     }
     this.queue.push(batch);
     this.residentSpans += spans;
-    if (batch.spool && this.residentSpans > this.options.memorySpans) this.spill(batch);
+    // Spooled requests leave memory beyond half the queue, so the queue bound (which counts what is in
+    // memory) never refuses packets while the spool can take them.
+    if (batch.spool && this.residentSpans * 2 > this.options.memorySpans) this.spill(batch);
     if (spool) this.evict(spool.maxBytes);
     this.pump();
   }

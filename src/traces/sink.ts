@@ -97,6 +97,7 @@ export class OtlpSpanSink implements TraceSink {
   /** The exporter whose packet is being written, and the request's span count when it started. */
   private writing: string | undefined;
   private writingFrom = 0;
+  private readonly spooled: boolean;
 
   constructor(private readonly options: SinkOptions, log: Logger) {
     this.encoder = new OtlpTraceEncoder({
@@ -131,6 +132,7 @@ export class OtlpSpanSink implements TraceSink {
         }
       },
     });
+    this.spooled = options.spoolDir !== undefined;
     this.delivery.restore();
     this.timer = setInterval(() => this.cut(), options.bsp.scheduleDelayMs);
     (this.timer as { unref?: () => void }).unref?.();
@@ -162,13 +164,15 @@ export class OtlpSpanSink implements TraceSink {
    * The queue bound refuses the newest packet, whole. With a spool, requests on disk leave memory, so it
    * bites only when the spool cannot be written (the spool's own bound evicts the oldest). Once the queue
    * is half full, an exporter holding more than its fair share (the queue over the exporters holding spans)
-   * is refused too, so one flooding router cannot take the room of the others.
+   * is refused too, so one flooding router cannot take the room of the others (without a spool; with one,
+   * the spool's bound applies to all alike).
    */
   private admit(key: string, spans: number): boolean {
     const capacity = this.options.bsp.maxQueueSize;
     const resident = this.delivery.residentSpans + this.encoder.spanCount;
     if (resident + spans > capacity) return false;
-    if (resident * 2 <= capacity) return true;
+    // With a spool the queue is on disk (bounded by its own size): the share is a memory bound.
+    if (this.spooled || resident * 2 <= capacity) return true;
     const mine = this.heldByExporter.get(key) ?? 0;
     const holders = this.heldByExporter.size + (mine === 0 ? 1 : 0);
     return mine + spans <= capacity / holders;
