@@ -102,6 +102,36 @@ export const METRICS: readonly MetricDef[] = [
     "held data sets dropped: template never came, or the holding buffer was full",
     (s) => s.decoder.pendingDropped,
   ),
+  m(
+    "template_bytes",
+    "gauge",
+    "bytes charged for the cached templates (bounded per exporter and in total)",
+    (s) => s.decoder.templateBytes,
+  ),
+  m(
+    "template_byte_evictions_total",
+    "counter",
+    "templates evicted to keep an exporter (or all) within the template byte budget",
+    (s) => s.decoder.templateByteEvictions,
+  ),
+  m(
+    "templates_refused_total",
+    "counter",
+    "template records refused: more fields than allowed, or larger than an exporter's whole budget",
+    (s) => s.decoder.templatesRefused,
+  ),
+  m(
+    "datagrams_over_flow_limit_total",
+    "counter",
+    "datagrams refused whole for holding more flow records than allowed (10,000)",
+    (s) => s.decoder.packetsOverFlowLimit,
+  ),
+  m(
+    "values_clamped_total",
+    "counter",
+    "64-bit values at or above 2^53 clamped to 2^53-1",
+    (s) => s.decoder.valuesClamped,
+  ),
   m("spans_queued_total", "counter", "spans accepted into the export queue", (s) => s.exported.spansQueued),
   m(
     "spans_dropped_total",

@@ -5,7 +5,7 @@
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { CidrMap } from "./cidr.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, rateLimited, type RateLimitedLogger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 import { createTraceSink, type TraceSink } from "./traces/sink.ts";
@@ -15,6 +15,9 @@ import type { DecodeCounters, PipelineSettings, PipelineSnapshot } from "./pipel
 const EXPIRE_INTERVAL_MS = 1_000;
 /** How often templates are written to NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
 const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
+/** Error kinds that mean an exporter sent more than the bounds allow: worth a WARN, once a minute each. */
+const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
+const LIMIT_LOG_INTERVAL_MS = 60_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
 
@@ -24,8 +27,10 @@ export class Pipeline {
   private readonly counters: DecodeCounters = { flows: 0, errors: {}, sequenceLost: 0 };
   private readonly templateWaitLogged = new Map<string, number>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
+  private readonly limitLog: RateLimitedLogger;
 
   constructor(private readonly settings: PipelineSettings, private readonly log: Logger) {
+    this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
     const overrides = new CidrMap(
       settings.samplingOverrides.map((o) => [o.cidr, o.rate] as [string, number]),
     );
@@ -74,6 +79,14 @@ export class Pipeline {
     if (packet.sequenceLost) c.sequenceLost += packet.sequenceLost;
     if (packet.error) {
       c.errors[packet.error.kind] = (c.errors[packet.error.kind] ?? 0) + 1;
+      if (OVER_A_LIMIT.has(packet.error.kind)) {
+        this.limitLog.log(
+          "WARNING",
+          `${packet.error.kind}/${packet.exporterAddress}`,
+          "datagram over a limit: refused",
+          { exporter: packet.exporterAddress, kind: packet.error.kind, error: packet.error.message },
+        );
+      }
       if (this.log.enabled("DEBUG")) {
         this.log.debug("bad datagram", {
           exporter: `${packet.exporterAddress}:${packet.exporterPort}`,

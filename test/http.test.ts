@@ -105,17 +105,35 @@ Deno.test("healthcheck: exit 0 when healthy, 1 when unhealthy, down, or not conf
   assert.equal(await runHealthcheck(["bogus"], {}), 1);
 });
 
-Deno.test("healthcheck: IPv6 loopback", async () => {
-  let server;
+const CI = Deno.env.get("CI") === "true";
+
+/** Why `::1` cannot be bound here (no IPv6, or IPv6 disabled), or undefined when it can. */
+function noIpv6Loopback(): string | undefined {
   try {
-    server = await startHttpServer("::1", 0, { healthy: () => true, metrics: () => "" });
-  } catch {
-    console.log("skipped: no IPv6 loopback here");
-    return;
+    Deno.listen({ hostname: "::1", port: 0 }).close();
+    return undefined;
+  } catch (err) {
+    return (err as Error).message;
   }
-  try {
-    assert.equal(await runHealthcheck([`[::]:${server.port}`], {}), 0);
-  } finally {
-    await server.close();
-  }
+}
+const NO_IPV6 = noIpv6Loopback();
+if (NO_IPV6 !== undefined && !CI) {
+  console.warn(`http.test.ts: cannot bind ::1 (${NO_IPV6}), skipping the IPv6 loopback test`);
+}
+
+// Skipped locally without IPv6; under CI=true a runner without it fails instead of passing unseen.
+Deno.test({
+  name: "healthcheck: IPv6 loopback",
+  ignore: NO_IPV6 !== undefined && !CI,
+  async fn() {
+    if (NO_IPV6 !== undefined) {
+      throw new Error(`cannot bind ::1 (${NO_IPV6}), and CI=true requires the IPv6 loopback test`);
+    }
+    const server = await startHttpServer("::1", 0, { healthy: () => true, metrics: () => "" });
+    try {
+      assert.equal(await runHealthcheck([`[::]:${server.port}`], {}), 0);
+    } finally {
+      await server.close();
+    }
+  },
 });

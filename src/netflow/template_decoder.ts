@@ -3,6 +3,13 @@
  * template cache per (exporter address, source id / observation domain, template id), options data
  * (sampling, system init time), data sets held until their template arrives, and sequence accounting.
  *
+ * Bounded by size as well as by count, so hostile datagrams cannot exhaust memory or a core: fields per
+ * template, template bytes per exporter and in total (options templates and restored snapshots alike),
+ * held bytes per exporter and in total, flows per datagram, and O(1) amortised work per record (a
+ * withdraw-all touches only what it removes; zero-length fields are not walked). What is refused or
+ * evicted is counted in {@link TemplateDecoderStats} and shown on the packet (`template_refused`,
+ * `too_many_flows`).
+ *
  * Pure decoding: no I/O, no clocks, no logging. The application reads {@link TemplateDecoder.stats}, the
  * fields of each {@link ExportPacket}, persists {@link TemplateDecoder.snapshot} and calls
  * {@link TemplateDecoder.expire} periodically.
@@ -18,11 +25,16 @@ import {
   announcedInterval,
   type CompileOptions,
   compilePlan,
+  countRecords,
   decodeDataRecord,
   decodeOptionsRecord,
   type Plan,
   RecordScratch,
-  specSignature,
+  recordsEnd,
+  sameSpec,
+  specId,
+  specLength,
+  specPen,
   T_DURATION,
   T_END_DELTA,
   T_END_MS,
@@ -32,6 +44,7 @@ import {
   T_START_MS,
   T_START_NTP,
   T_START_S,
+  takeClampedCount,
   type TemplateSpec,
 } from "./templates.ts";
 import {
@@ -43,7 +56,7 @@ import {
   type SequenceStream,
 } from "./sequence.ts";
 import { type IcmpState, resolveIcmp } from "./icmp.ts";
-import type { ExportPacket, Flow } from "./types.ts";
+import type { DecodeError, ExportPacket, Flow } from "./types.ts";
 
 export interface TemplateDecoderOptions {
   /** Emit elements the table does not know as `netflow.field.<id>` / `netflow.field.<pen>.<id>` hex. Default true. */
@@ -63,12 +76,45 @@ export interface TemplateDecoderOptions {
   maxTemplatesPerExporter: number;
   /** Templates in total; least recently seen exporters are evicted beyond it. Default 100,000. */
   maxTemplates: number;
+  /**
+   * Fields per template or options template. A template with more is refused (`template_refused` on the
+   * packet, counted) and an earlier definition of its id is dropped. Default 512: RFC 7011 allows 65,535,
+   * but real exporters send tens of fields (the widest, e.g. nProbe with every plugin, a few hundred).
+   */
+  maxFieldsPerTemplate: number;
+  /**
+   * Bytes of templates and options templates per exporter (over all its domains), as charged by
+   * `templateCost` in templates.ts (wire size plus the compiled plan's heap; a 20-field template is
+   * charged about 1.3 KiB, a 512-field one 15 KiB). Beyond it the exporter's least recently defined
+   * templates are evicted; a template bigger than the whole budget is refused. Default 1 MiB: about 780
+   * templates of 20 fields (real exporters define tens), or 69 of the widest allowed.
+   */
+  maxTemplateBytesPerExporter: number;
+  /**
+   * Bytes of templates in total; the least recently seen exporters are evicted beyond it. Default 64 MiB:
+   * about 50,000 templates of 20 fields (thousands of real exporters), and all a spoofing flood of
+   * maximal templates can pin (the count bound alone let it pin gigabytes).
+   */
+  maxTemplateBytes: number;
   /** Data sets held waiting for a template, in total. 0 disables holding. Default 1,024. */
   maxPendingSets: number;
   /** Data sets held per exporter. Default 64. */
   maxPendingSetsPerExporter: number;
   /** Bytes held waiting for templates, in total. Default 4 MiB. */
   maxPendingBytes: number;
+  /**
+   * Bytes held waiting for templates per exporter, so one exporter cannot take the whole buffer. Default
+   * 1 MiB (a quarter of the total; 64 full 16 KiB datagrams).
+   */
+  maxPendingBytesPerExporter: number;
+  /**
+   * Flow records one datagram (or one released deferred copy of it) may yield. A datagram that would
+   * yield more yields none: it carries a `too_many_flows` error with the count, so it becomes one ERROR
+   * export span instead of tens of thousands of flow spans (a 1-octet template makes 65,000 records out
+   * of one datagram). Counted before any record is decoded. Default 10,000: a full 64 KiB datagram of
+   * real records (≥ 20 octets each) holds fewer than 3,300.
+   */
+  maxFlowsPerPacket: number;
   /**
    * How long a held data set waits for its template, from its receive time. Default 30 s: exporters
    * re-send templates every few seconds to a minute; data older than this is not worth the memory.
@@ -82,9 +128,14 @@ export const DEFAULT_TEMPLATE_DECODER_OPTIONS: Readonly<TemplateDecoderOptions> 
   maxDomainsPerExporter: 256,
   maxTemplatesPerExporter: 1_024,
   maxTemplates: 100_000,
+  maxFieldsPerTemplate: 512,
+  maxTemplateBytesPerExporter: 1024 * 1024,
+  maxTemplateBytes: 64 * 1024 * 1024,
   maxPendingSets: 1_024,
   maxPendingSetsPerExporter: 64,
   maxPendingBytes: 4 * 1024 * 1024,
+  maxPendingBytesPerExporter: 1024 * 1024,
+  maxFlowsPerPacket: 10_000,
   pendingTimeoutMs: 30_000,
 };
 
@@ -98,8 +149,17 @@ export interface TemplateDecoderStats {
   templatesReceived: number;
   /** Templates removed by IPFIX withdrawals. */
   templatesWithdrawn: number;
-  /** Templates evicted by the per-exporter bound. */
+  /** Templates evicted by the per-exporter count bound (and with evicted domains). */
   templateEvictions: number;
+  /** Bytes charged for the templates cached now (see `maxTemplateBytes`). */
+  templateBytes: number;
+  /** Templates evicted to keep an exporter within `maxTemplateBytesPerExporter` (or the total). */
+  templateByteEvictions: number;
+  /**
+   * Template and options template records refused: more fields than `maxFieldsPerTemplate`, or bigger
+   * than `maxTemplateBytesPerExporter` on their own.
+   */
+  templatesRefused: number;
   /** Exporters evicted (with their templates) by the exporter or total-template bounds. */
   exporterEvictions: number;
   /** Domains evicted by the per-exporter domain bound. */
@@ -111,6 +171,15 @@ export interface TemplateDecoderStats {
   pendingReleased: number;
   /** Data sets whose template never arrived (expired, evicted, or the holding buffer was full). */
   pendingDropped: number;
+  /**
+   * Of `pendingDropped`: data sets not held because their exporter's share was full
+   * (`maxPendingSetsPerExporter` or `maxPendingBytesPerExporter`) while the total had room.
+   */
+  pendingDroppedExporterFull: number;
+  /** Datagrams (or released deferred copies) refused whole by `maxFlowsPerPacket`. */
+  packetsOverFlowLimit: number;
+  /** Integers (counters, attribute values) clamped to ±(2^53 − 1); their flows carry `clamped`. */
+  valuesClamped: number;
   /** Options data records processed. */
   optionsRecords: number;
   /** Records (v5, IPFIX) or packets (v9) missing according to sequence numbers, in total. */
@@ -131,16 +200,25 @@ interface DomainState extends SequenceStream, IcmpState {
   samplers: Map<number, number> | undefined;
   /** systemInitTimeMilliseconds from options data (NaN = unknown). */
   systemInitMs: number;
+  /**
+   * Ids of this domain's cached data templates and options templates: a withdraw-all or the domain's
+   * eviction touches only what it removes, never the exporter's other templates.
+   */
+  dataTemplates: Set<number> | undefined;
+  optionTemplates: Set<number> | undefined;
 }
 
 interface ExporterState {
   address: string;
   /** domain key × 65536 + template id → plan; insertion order = least recently defined first. */
   templates: Map<number, Plan>;
+  /** Sum of the templates' `cost`. */
+  templateBytes: number;
   domains: Map<number, DomainState>;
   lastDomain: DomainState | undefined;
   pending: PendingEntry[];
   pendingSets: number;
+  pendingBytes: number;
 }
 
 interface PendingSet {
@@ -187,12 +265,18 @@ export class TemplateDecoder {
     templatesReceived: 0,
     templatesWithdrawn: 0,
     templateEvictions: 0,
+    templateBytes: 0,
+    templateByteEvictions: 0,
+    templatesRefused: 0,
     exporterEvictions: 0,
     domainEvictions: 0,
     pendingSets: 0,
     pendingBytes: 0,
     pendingReleased: 0,
     pendingDropped: 0,
+    pendingDroppedExporterFull: 0,
+    packetsOverFlowLimit: 0,
+    valuesClamped: 0,
     optionsRecords: 0,
     sequenceLostTotal: 0,
     sequenceReorders: 0,
@@ -218,9 +302,14 @@ export class TemplateDecoder {
         "maxDomainsPerExporter",
         "maxTemplatesPerExporter",
         "maxTemplates",
+        "maxFieldsPerTemplate",
+        "maxTemplateBytesPerExporter",
+        "maxTemplateBytes",
         "maxPendingSets",
         "maxPendingSetsPerExporter",
         "maxPendingBytes",
+        "maxPendingBytesPerExporter",
+        "maxFlowsPerPacket",
         "pendingTimeoutMs",
       ] as const
     ) {
@@ -231,6 +320,7 @@ export class TemplateDecoder {
     o.maxDomainsPerExporter = Math.max(1, o.maxDomainsPerExporter);
     o.maxTemplatesPerExporter = Math.max(1, o.maxTemplatesPerExporter);
     o.maxTemplates = Math.max(1, o.maxTemplates);
+    o.maxFieldsPerTemplate = Math.max(1, o.maxFieldsPerTemplate);
     this.#opts = o;
     this.#compile = { unknownFields: o.unknownFields !== false };
   }
@@ -323,14 +413,24 @@ export class TemplateDecoder {
 
     // Pass 2: options data first (sampling, system init), so data in the same packet can use it.
     const base = domain.key * 65536;
-    let records = 0;
+    let records = 0, estimate = 0;
     for (let i = 0; i < nSets; i++) {
       const plan = exporter.templates.get(base + sets[3 * i]);
-      if (plan !== undefined && plan.spec.options) {
+      if (plan === undefined) continue;
+      if (plan.spec.options) {
         records += this.#optionsSet(plan, bytes, view, sets[3 * i + 1], sets[3 * i + 2], domain, packet);
+      } else {
+        // The flow limit's bound: set length / smallest record, one division per set.
+        estimate += Math.floor((sets[3 * i + 2] - sets[3 * i + 1]) / plan.minLength);
       }
     }
-    // Pass 3: data sets.
+    // Pass 3: data sets, unless they would yield more flows than allowed: past the bound, the records are
+    // counted (without decoding), and over the limit nothing is decoded or held.
+    if (
+      estimate > this.#opts.maxFlowsPerPacket && this.#overFlowLimit(packet, exporter, base, bytes, nSets)
+    ) {
+      nSets = 0;
+    }
     const ctx = this.#context(packet, domain);
     let awaiting = 0;
     let entry: PendingEntry | undefined;
@@ -354,11 +454,14 @@ export class TemplateDecoder {
       : observeSequence(domain, seq, 1, PACKET_LIMITS);
     this.#sequenceResult(packet, result);
 
+    let out = [packet];
     if (templatesArrived && exporter.pendingSets > 0) {
       const released = this.#release(exporter);
-      if (released.length > 0) return [packet, ...released];
+      if (released.length > 0) out = [packet, ...released];
     }
-    return [packet];
+    const clamped = takeClampedCount(); // once per datagram, not per record
+    if (clamped > 0) this.stats.valuesClamped += clamped;
+    return out;
   }
 
   /**
@@ -418,16 +521,19 @@ export class TemplateDecoder {
   ): boolean {
     const ipfix = packet.version === 10;
     const options = setId === (ipfix ? 3 : 1);
+    const maxFields = this.#opts.maxFieldsPerTemplate;
     let defined = false;
+    // Padding (RFC 7011 §3.3.1, RFC 3954 §5): zero octets, or a tail too short for a record header, ends
+    // the set. So does a zero field count after a definition in the same set: `01 00 00 00` there is
+    // padding, not a withdrawal of template 256. Exporters do not follow definitions with withdrawals in
+    // one set, and over UDP (RFC 7011 §8.4) they are not meant to send withdrawals at all; a set that
+    // starts with withdrawals is still honoured (SPEC §1).
     while (end - off >= 4) {
-      if (allZero(bytes, off, end)) break; // set padding
+      if (allZero(bytes, off, end)) break; // O(1) per record: a record starts with a non-zero id or count
       const templateId = view.getUint16(off);
       let fieldCount: number, scopeCount = 0, p: number;
       if (!ipfix && options) {
-        if (end - off < 6) {
-          fail(packet, "bad_template", `options template ${templateId}: truncated header`);
-          break;
-        }
+        if (end - off < 6) break; // too short for a v9 options template header: padding
         const scopeLength = view.getUint16(off + 2), optionLength = view.getUint16(off + 4);
         if (scopeLength % 4 !== 0 || optionLength % 4 !== 0) {
           fail(
@@ -440,9 +546,11 @@ export class TemplateDecoder {
         scopeCount = scopeLength / 4;
         fieldCount = scopeCount + optionLength / 4;
         p = off + 6;
+        if (fieldCount === 0 && defined) break; // padding after a definition (above)
       } else {
         fieldCount = view.getUint16(off + 2);
         p = off + 4;
+        if (fieldCount === 0 && defined) break; // padding after a definition (above)
         if (fieldCount === 0 && ipfix) {
           // Withdrawal (RFC 7011 §8.1): template id = set id withdraws all of that kind.
           packet.templateCount!++;
@@ -458,6 +566,7 @@ export class TemplateDecoder {
         }
         if (ipfix && options && fieldCount > 0) {
           if (end - p < 2) {
+            if (defined) break; // too short for an options template header: padding
             fail(packet, "bad_template", `options template ${templateId}: truncated header`);
             break;
           }
@@ -485,29 +594,45 @@ export class TemplateDecoder {
         fail(packet, "bad_template", `template ${templateId}: ${fieldCount} fields overflow the set`);
         break;
       }
-      const ids: number[] = [], lengths: number[] = [], pens: number[] = [];
+      if (fieldCount > maxFields) {
+        // Refused before anything is kept; the record is skipped so the rest of the set still counts.
+        p = skipFieldSpecs(view, p, end, fieldCount, ipfix);
+        if (p < 0) {
+          fail(packet, "bad_template", `template ${templateId}: ${fieldCount} fields overflow the set`);
+          break;
+        }
+        packet.templateCount!++;
+        this.stats.templatesReceived++;
+        this.#refused(
+          packet,
+          this.#refuse(
+            exporter,
+            domain,
+            templateId,
+            `template ${templateId} has ${fieldCount} fields (limit ${maxFields})`,
+          ),
+        );
+        off = p;
+        continue;
+      }
+      const fields = new Uint32Array(2 * fieldCount);
       let overflow = false;
       for (let i = 0; i < fieldCount; i++) {
         if (end - p < 4) {
           overflow = true;
           break;
         }
-        let id = view.getUint16(p);
-        const length = view.getUint16(p + 2);
+        const id = view.getUint16(p);
+        fields[2 * i] = ((id & (ipfix ? 0x7fff : 0xffff)) << 16 | view.getUint16(p + 2)) >>> 0;
         p += 4;
-        let pen = 0;
         if (ipfix && (id & 0x8000) !== 0) {
           if (end - p < 4) {
             overflow = true;
             break;
           }
-          pen = view.getUint32(p);
+          fields[2 * i + 1] = view.getUint32(p);
           p += 4;
-          id &= 0x7fff;
         }
-        ids.push(id);
-        lengths.push(length);
-        pens.push(pen);
       }
       if (overflow) {
         fail(packet, "bad_template", `template ${templateId}: ${fieldCount} fields overflow the set`);
@@ -520,69 +645,194 @@ export class TemplateDecoder {
         templateId,
         options,
         scopeCount,
-        ids,
-        lengths,
-        pens,
+        fields,
       };
       const error = this.#install(exporter, domain, spec);
       if (error !== undefined) {
-        fail(packet, "bad_template", error);
-        break;
-      }
-      defined = true;
+        if (error.kind !== "template_refused") {
+          fail(packet, error.kind, error.message);
+          break;
+        }
+        this.#refused(packet, error);
+      } else defined = true;
       off = p;
     }
     return defined;
   }
 
-  /** Adds or replaces a template. Returns an error message when it cannot be compiled. */
-  #install(exporter: ExporterState, domain: DomainState, spec: TemplateSpec): string | undefined {
-    const key = domain.key * 65536 + spec.templateId;
+  /** A refused template, as the packet shows it: counted, and a `template_refused` error saying why. */
+  #refused(packet: ExportPacket, error: DecodeError): void {
+    packet.templatesRefused = (packet.templatesRefused ?? 0) + 1;
+    fail(packet, error.kind, error.message);
+  }
+
+  /**
+   * Refuses a template: counted, and an earlier definition of the same id is dropped, since data that
+   * follows is laid out by the refused one (decoding it with the old layout would give garbage).
+   */
+  #refuse(exporter: ExporterState, domain: DomainState, templateId: number, message: string): DecodeError {
+    const key = domain.key * 65536 + templateId;
+    const existing = exporter.templates.get(key);
+    if (existing !== undefined) this.#remove(exporter, key, existing);
+    this.stats.templatesRefused++;
+    return { kind: "template_refused", message };
+  }
+
+  /**
+   * Adds or replaces a template within the count and byte bounds. Returns why it was not installed: a
+   * `bad_template` (cannot be compiled) or a `template_refused` (over a limit) error.
+   */
+  #install(exporter: ExporterState, domain: DomainState, spec: TemplateSpec): DecodeError | undefined {
+    const o = this.#opts;
+    const id = spec.templateId;
+    const fieldCount = spec.fields.length / 2;
+    if (fieldCount > o.maxFieldsPerTemplate) {
+      return this.#refuse(
+        exporter,
+        domain,
+        id,
+        `template ${id} has ${fieldCount} fields (limit ${o.maxFieldsPerTemplate})`,
+      );
+    }
+    const key = domain.key * 65536 + id;
     const templates = exporter.templates;
     const existing = templates.get(key);
-    let plan: Plan | string;
-    if (existing !== undefined && existing.signature === specSignature(spec)) {
+    let plan: Plan;
+    if (existing !== undefined && sameSpec(existing.spec, spec)) {
       plan = existing; // re-sent unchanged: no recompilation
     } else {
-      plan = compilePlan(spec, this.#compile);
-      if (typeof plan === "string") return plan;
-    }
-    if (existing !== undefined) {
-      templates.delete(key); // re-inserted below: most recently defined last
-    } else {
-      if (templates.size >= this.#opts.maxTemplatesPerExporter) {
-        const oldest = templates.keys().next().value!;
-        templates.delete(oldest);
-        this.stats.templates--;
-        this.stats.templateEvictions++;
+      const compiled = compilePlan(spec, this.#compile);
+      if (typeof compiled === "string") {
+        if (existing !== undefined) this.#remove(exporter, key, existing); // no stale layout stays
+        return { kind: "bad_template", message: compiled };
       }
-      this.stats.templates++;
+      plan = compiled;
+      if (plan.cost > o.maxTemplateBytesPerExporter) {
+        return this.#refuse(
+          exporter,
+          domain,
+          id,
+          `template ${id} needs ${plan.cost} bytes (limit ${o.maxTemplateBytesPerExporter} per exporter)`,
+        );
+      }
+    }
+    // Re-inserted below, most recently defined last; a data template may replace an options template of
+    // the same id (or the reverse): the old plan and its domain index entry go.
+    if (existing !== undefined) this.#remove(exporter, key, existing);
+    while (templates.size >= o.maxTemplatesPerExporter) {
+      this.#evictOldest(exporter);
+      this.stats.templateEvictions++;
+    }
+    while (templates.size > 0 && exporter.templateBytes + plan.cost > o.maxTemplateBytesPerExporter) {
+      this.#evictOldest(exporter);
+      this.stats.templateByteEvictions++;
     }
     templates.set(key, plan);
-    if (this.stats.templates > this.#opts.maxTemplates) {
+    exporter.templateBytes += plan.cost;
+    this.stats.templates++;
+    this.stats.templateBytes += plan.cost;
+    if (plan.spec.options) (domain.optionTemplates ??= new Set()).add(id);
+    else (domain.dataTemplates ??= new Set()).add(id);
+    // The totals: the least recently seen exporters go first, then (with limits set oddly low) this
+    // exporter's oldest templates.
+    if (this.stats.templates > o.maxTemplates || this.stats.templateBytes > o.maxTemplateBytes) {
       for (const other of this.#exporters.values()) {
-        if (this.stats.templates <= this.#opts.maxTemplates) break;
+        if (this.stats.templates <= o.maxTemplates && this.stats.templateBytes <= o.maxTemplateBytes) break;
         if (other !== exporter) this.#evictExporter(other);
+      }
+      while (
+        templates.size > 1 &&
+        (this.stats.templates > o.maxTemplates || this.stats.templateBytes > o.maxTemplateBytes)
+      ) {
+        this.#evictOldest(exporter);
+        this.stats.templateByteEvictions++;
       }
     }
     return undefined;
   }
 
+  /** Removes one cached template and its accounting. */
+  #remove(exporter: ExporterState, key: number, plan: Plan): void {
+    exporter.templates.delete(key);
+    exporter.templateBytes -= plan.cost;
+    this.stats.templates--;
+    this.stats.templateBytes -= plan.cost;
+    const domain = exporter.domains.get(Math.floor(key / 65536));
+    if (domain !== undefined) {
+      (plan.spec.options ? domain.optionTemplates : domain.dataTemplates)?.delete(key % 65536);
+    }
+  }
+
+  #evictOldest(exporter: ExporterState): void {
+    const [key, plan] = exporter.templates.entries().next().value!;
+    this.#remove(exporter, key, plan);
+  }
+
   #withdraw(exporter: ExporterState, domain: DomainState, templateId: number): void {
-    if (exporter.templates.delete(domain.key * 65536 + templateId)) {
-      this.stats.templates--;
+    const key = domain.key * 65536 + templateId;
+    const plan = exporter.templates.get(key);
+    if (plan !== undefined) {
+      this.#remove(exporter, key, plan);
       this.stats.templatesWithdrawn++;
     }
   }
 
+  /**
+   * Withdraws all (options) templates of the domain. Touches only the domain's own index, which it
+   * empties: a repeat in the same message (a storm of withdraw-all records) finds nothing, in O(1).
+   */
   #withdrawAll(exporter: ExporterState, domain: DomainState, options: boolean): void {
-    for (const [key, plan] of exporter.templates) {
-      if (Math.floor(key / 65536) === domain.key && plan.spec.options === options) {
-        exporter.templates.delete(key);
-        this.stats.templates--;
-        this.stats.templatesWithdrawn++;
+    this.stats.templatesWithdrawn += this.#removeDomainTemplates(
+      exporter,
+      domain,
+      options ? domain.optionTemplates : domain.dataTemplates,
+    );
+  }
+
+  /** Removes the templates `ids` of `domain` from the cache and empties `ids`. Returns how many went. */
+  #removeDomainTemplates(exporter: ExporterState, domain: DomainState, ids: Set<number> | undefined): number {
+    if (ids === undefined || ids.size === 0) return 0;
+    const base = domain.key * 65536;
+    let n = 0, bytes = 0;
+    for (const id of ids) {
+      const plan = exporter.templates.get(base + id);
+      if (plan === undefined) continue;
+      exporter.templates.delete(base + id);
+      bytes += plan.cost;
+      n++;
+    }
+    ids.clear();
+    exporter.templateBytes -= bytes;
+    this.stats.templateBytes -= bytes;
+    this.stats.templates -= n;
+    return n;
+  }
+
+  /**
+   * The flow limit, past its bound: counts the records of the datagram's data sets (without decoding)
+   * and, over the limit, marks the packet refused. Returns true when it is.
+   */
+  #overFlowLimit(packet: ExportPacket, exporter: ExporterState, base: number, bytes: Uint8Array, n: number) {
+    const sets = this.#sets;
+    let count = 0;
+    for (let i = 0; i < n; i++) {
+      const plan = exporter.templates.get(base + sets[3 * i]);
+      if (plan !== undefined && !plan.spec.options) {
+        count += countRecords(plan, bytes, sets[3 * i + 1], sets[3 * i + 2]);
       }
     }
+    if (count <= this.#opts.maxFlowsPerPacket) return false;
+    this.#refuseFlows(packet, count);
+    return true;
+  }
+
+  /** Packet refused by `maxFlowsPerPacket`: its error says why it has no flows (it overrides others). */
+  #refuseFlows(packet: ExportPacket, count: number): void {
+    this.stats.packetsOverFlowLimit++;
+    packet.error = {
+      kind: "too_many_flows",
+      message: `${count} flow records in one datagram (limit ${this.#opts.maxFlowsPerPacket})`,
+    };
   }
 
   // -------------------------------------------------------------------------------------------------
@@ -627,8 +877,11 @@ export class TemplateDecoder {
     const flows = packet.flows;
     const rec = this.#rec;
     const min = plan.minLength;
+    // Records start before `stop`: the zero octets after it are padding (recordsEnd, inlined: per set).
+    let stop = end;
+    while (stop > off && bytes[stop - 1] === 0) stop--;
     if (end - off < min) {
-      if (!allZero(bytes, off, end)) {
+      if (stop > off) {
         fail(
           packet,
           "bad_length",
@@ -641,16 +894,14 @@ export class TemplateDecoder {
     }
     const hasTimes = plan.hasTimes, hasSamplerId = plan.hasSamplerId, hasIcmp = plan.hasIcmp;
     let n = 0;
-    while (end - off >= min) {
+    while (off < stop && end - off >= min) {
       const flow: Flow = {};
       if (hasTimes) rec.resetTimes();
       if (hasSamplerId) rec.samplerId = -1;
       if (hasIcmp) rec.resetIcmp();
       const next = decodeDataRecord(plan, bytes, view, off, end, flow, rec);
       if (next < 0) {
-        if (!allZero(bytes, off, end)) {
-          fail(packet, "bad_length", `record ${n} of template ${plan.spec.templateId} runs past its set`);
-        }
+        fail(packet, "bad_length", `record ${n} of template ${plan.spec.templateId} runs past its set`);
         break;
       }
       if (hasTimes) resolveTimes(flow, rec.times, ctx.exportTimeMs);
@@ -689,18 +940,17 @@ export class TemplateDecoder {
   ): number {
     const rec = this.#rec;
     const min = plan.minLength;
+    const stop = recordsEnd(bytes, off, end);
     let n = 0;
-    while (end - off >= min) {
+    while (off < stop && end - off >= min) {
       rec.resetOptions();
       const next = decodeOptionsRecord(plan, bytes, view, off, end, rec);
       if (next < 0) {
-        if (!allZero(bytes, off, end)) {
-          fail(
-            packet,
-            "bad_length",
-            `options record ${n} of template ${plan.spec.templateId} runs past its set`,
-          );
-        }
+        fail(
+          packet,
+          "bad_length",
+          `options record ${n} of template ${plan.spec.templateId} runs past its set`,
+        );
         break;
       }
       const interval = announcedInterval(rec);
@@ -747,11 +997,14 @@ export class TemplateDecoder {
   ): PendingEntry | undefined {
     const o = this.#opts;
     const size = end - start;
+    const totalFull = this.stats.pendingSets >= o.maxPendingSets ||
+      this.stats.pendingBytes + size > o.maxPendingBytes;
     if (
-      this.stats.pendingSets >= o.maxPendingSets || exporter.pendingSets >= o.maxPendingSetsPerExporter ||
-      this.stats.pendingBytes + size > o.maxPendingBytes
+      totalFull || exporter.pendingSets >= o.maxPendingSetsPerExporter ||
+      exporter.pendingBytes + size > o.maxPendingBytesPerExporter
     ) {
       this.stats.pendingDropped++;
+      if (!totalFull) this.stats.pendingDroppedExporterFull++;
       fail(packet, "template_missing", `no template ${templateId} yet and no room to hold its data`);
       return entry;
     }
@@ -769,18 +1022,24 @@ export class TemplateDecoder {
     }
     entry.sets.push({ domainKey: domain.key, templateId, body: bytes.slice(start, end) });
     exporter.pendingSets++;
+    exporter.pendingBytes += size;
     this.stats.pendingSets++;
     this.stats.pendingBytes += size;
     return entry;
   }
 
-  /** Decodes held sets whose template is now known; one deferred packet copy per original packet. */
+  /**
+   * Decodes held sets whose template is now known; one deferred packet copy per original packet. The
+   * flow limit applies to each copy as to a datagram: over it, the copy's data sets are consumed unread.
+   */
   #release(exporter: ExporterState): ExportPacket[] {
     const out: ExportPacket[] = [];
+    const maxFlows = this.#opts.maxFlowsPerPacket;
     for (const entry of exporter.pending) {
       if (entry.done) continue;
-      let copy: ExportPacket | undefined;
+      const ready: PendingSet[] = [], plans: Plan[] = [], domains: DomainState[] = [];
       const remaining: PendingSet[] = [];
+      let estimate = 0;
       for (const set of entry.sets) {
         const domain = exporter.domains.get(set.domainKey);
         const plan = domain && exporter.templates.get(set.domainKey * 65536 + set.templateId);
@@ -788,17 +1047,36 @@ export class TemplateDecoder {
           remaining.push(set);
           continue;
         }
-        copy ??= { ...headerCopy(entry.packet), deferred: true };
-        const body = set.body;
+        ready.push(set);
+        plans.push(plan);
+        domains.push(domain);
+        if (!plan.spec.options) estimate += Math.floor(set.body.length / plan.minLength);
+      }
+      if (ready.length === 0) continue;
+      const copy: ExportPacket = { ...headerCopy(entry.packet), deferred: true };
+      let refused = false;
+      if (estimate > maxFlows) {
+        let count = 0;
+        for (let i = 0; i < ready.length; i++) {
+          const body = ready[i].body;
+          if (!plans[i].spec.options) count += countRecords(plans[i], body, 0, body.length);
+        }
+        if (count > maxFlows) {
+          this.#refuseFlows(copy, count);
+          refused = true;
+        }
+      }
+      for (let i = 0; i < ready.length; i++) {
+        const plan = plans[i], domain = domains[i], body = ready[i].body;
         const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
         if (plan.spec.options) this.#optionsSet(plan, body, view, 0, body.length, domain, copy);
-        else this.#dataSet(plan, body, view, 0, body.length, this.#context(copy, domain));
+        else if (!refused) this.#dataSet(plan, body, view, 0, body.length, this.#context(copy, domain));
         exporter.pendingSets--;
+        exporter.pendingBytes -= body.length;
         this.stats.pendingSets--;
         this.stats.pendingBytes -= body.length;
         this.stats.pendingReleased++;
       }
-      if (copy === undefined) continue;
       entry.sets = remaining;
       if (remaining.length === 0) entry.done = true;
       if (copy.flows.length > 0 || copy.error !== undefined) out.push(copy);
@@ -820,6 +1098,7 @@ export class TemplateDecoder {
     }
     const n = entry.sets.length;
     exporter.pendingSets -= n;
+    exporter.pendingBytes -= bytes;
     this.stats.pendingSets -= n;
     this.stats.pendingBytes -= bytes;
     this.stats.pendingDropped += n;
@@ -854,10 +1133,12 @@ export class TemplateDecoder {
     e = {
       address,
       templates: new Map(),
+      templateBytes: 0,
       domains: new Map(),
       lastDomain: undefined,
       pending: [],
       pendingSets: 0,
+      pendingBytes: 0,
     };
     exporters.set(address, e);
     this.#lastExporter = e;
@@ -869,6 +1150,7 @@ export class TemplateDecoder {
     if (!this.#exporters.delete(e.address)) return;
     this.stats.exporters = this.#exporters.size;
     this.stats.templates -= e.templates.size;
+    this.stats.templateBytes -= e.templateBytes;
     this.stats.exporterEvictions++;
     if (this.#lastExporter === e) this.#lastExporter = undefined;
     for (const entry of [...e.pending]) this.#drop(entry, this.#reports, "exporter state evicted");
@@ -882,16 +1164,13 @@ export class TemplateDecoder {
     let d = domains.get(key);
     if (d === undefined) {
       if (domains.size >= this.#opts.maxDomainsPerExporter) {
-        const oldest = domains.keys().next().value!;
-        domains.delete(oldest);
+        const oldest = domains.values().next().value!;
+        domains.delete(oldest.key);
         this.stats.domainEvictions++;
-        for (const k of exporter.templates.keys()) {
-          if (Math.floor(k / 65536) === oldest) {
-            exporter.templates.delete(k);
-            this.stats.templates--;
-            this.stats.templateEvictions++;
-          }
-        }
+        // Its templates go with it: through its own index, not a scan of the exporter's templates.
+        this.stats.templateEvictions += this.#removeDomainTemplates(exporter, oldest, oldest.dataTemplates) +
+          this.#removeDomainTemplates(exporter, oldest, oldest.optionTemplates);
+        if (exporter.lastDomain === oldest) exporter.lastDomain = undefined;
       }
       d = {
         key,
@@ -901,6 +1180,8 @@ export class TemplateDecoder {
         samplers: undefined,
         systemInitMs: NaN,
         icmp6Swapped: false,
+        dataTemplates: undefined,
+        optionTemplates: undefined,
       };
       domains.set(key, d);
     }
@@ -927,7 +1208,11 @@ export class TemplateDecoder {
           id: s.templateId,
           options: s.options,
           scope: s.scopeCount,
-          fields: s.ids.map((id, i) => [id, s.lengths[i], s.pens[i]]),
+          fields: Array.from({ length: s.fields.length / 2 }, (_, i) => [
+            specId(s, i),
+            specLength(s, i),
+            specPen(s, i),
+          ]),
         });
       }
       const domains = [];
@@ -951,8 +1236,9 @@ export class TemplateDecoder {
   }
 
   /**
-   * Restores a {@link snapshot}. Validates everything: malformed entries are skipped, bounds apply.
-   * Returns the number of templates restored.
+   * Restores a {@link snapshot}. Validates everything: malformed entries are skipped, and the bounds of
+   * the wire apply (fields per template, template count and bytes per exporter and in total): what
+   * exceeds them is refused or evicted and counted as it would be live. Returns the templates restored.
    */
   restore(state: unknown): number {
     if (!isObject(state) || state.format !== SNAPSHOT_FORMAT || state.version !== 1) return 0;
@@ -985,33 +1271,31 @@ export class TemplateDecoder {
       for (const t of ex.templates.slice(0, this.#opts.maxTemplatesPerExporter)) {
         if (!isObject(t) || !isUint(t.domain, TWO32 - 1) || (t.version !== 9 && t.version !== 10)) continue;
         if (!isUint(t.id, 65535) || t.id < 256 || typeof t.options !== "boolean") continue;
-        if (
-          !isUint(t.scope, 65535) || !Array.isArray(t.fields) || t.fields.length === 0 ||
-          t.fields.length > 65535
-        ) {
+        if (!isUint(t.scope, 65535) || !Array.isArray(t.fields) || t.fields.length === 0) continue;
+        if (t.fields.length > this.#opts.maxFieldsPerTemplate) {
+          this.stats.templatesRefused++; // the same bound as on the wire
           continue;
         }
-        const ids: number[] = [], lengths: number[] = [], pens: number[] = [];
+        const n = t.fields.length;
+        const fields = new Uint32Array(2 * n);
         let ok = true;
-        for (const f of t.fields) {
+        for (let i = 0; i < n; i++) {
+          const f = t.fields[i];
           if (!Array.isArray(f) || !isUint(f[0], 65535) || !isUint(f[1], 65535) || !isUint(f[2], TWO32 - 1)) {
             ok = false;
             break;
           }
-          ids.push(f[0]);
-          lengths.push(f[1]);
-          pens.push(f[2]);
+          fields[2 * i] = (f[0] << 16 | f[1]) >>> 0;
+          fields[2 * i + 1] = f[2];
         }
-        if (!ok || (t.options && (t.version === 10 ? t.scope < 1 : false)) || t.scope > ids.length) continue;
+        if (!ok || (t.options && (t.version === 10 ? t.scope < 1 : false)) || t.scope > n) continue;
         const domain = this.#touchDomain(exporter, t.version, t.domain);
         const spec: TemplateSpec = {
           version: t.version,
           templateId: t.id,
           options: t.options,
           scopeCount: t.options ? t.scope : 0,
-          ids,
-          lengths,
-          pens,
+          fields,
         };
         if (this.#install(exporter, domain, spec) === undefined) restored++;
       }
@@ -1026,6 +1310,20 @@ export class TemplateDecoder {
 /** Sets the packet's error unless an earlier one is already there (the first problem is the cause). */
 function fail(packet: ExportPacket, kind: string, message: string): void {
   if (packet.error === undefined) packet.error = { kind, message };
+}
+
+/**
+ * The offset after `count` field specifiers from `p` (IPFIX: 8 octets when the enterprise bit is set), or
+ * −1 when they run past `end`. Lets a refused template be stepped over without keeping anything.
+ */
+function skipFieldSpecs(view: DataView, p: number, end: number, count: number, ipfix: boolean): number {
+  for (let i = 0; i < count; i++) {
+    if (end - p < 4) return -1;
+    const enterprise = ipfix && (view.getUint8(p) & 0x80) !== 0;
+    p += enterprise ? 8 : 4;
+    if (p > end) return -1;
+  }
+  return p;
 }
 
 function allZero(bytes: Uint8Array, from: number, to: number): boolean {

@@ -97,29 +97,31 @@ export interface TemplateSpec {
   options: boolean;
   /** Number of leading scope fields (options templates; 0 otherwise). */
   scopeCount: number;
-  /** Per field: element id (enterprise bit cleared for IPFIX), length, PEN (0 = IANA / v9). */
-  ids: number[];
-  lengths: number[];
-  pens: number[];
+  /**
+   * Two words per field: element id (enterprise bit cleared for IPFIX) << 16 | length, then the PEN (0 =
+   * IANA / v9). One typed array: 8 bytes a field, held as long as the exporter keeps the template.
+   */
+  fields: Uint32Array;
 }
 
-/** One compiled field. */
-export class PlanField {
-  constructor(
-    readonly kind: Kind,
-    /** Octets, or {@link VARIABLE_LENGTH} (IPFIX). */
-    readonly length: number,
-    /** Attribute key for `extra` (empty when the field fills a Flow field). */
-    readonly key: string,
-  ) {}
-}
+/** Field `i` of a spec: element id, length, PEN. */
+export const specId = (s: TemplateSpec, i: number): number => s.fields[2 * i] >>> 16;
+export const specLength = (s: TemplateSpec, i: number): number => s.fields[2 * i] & 0xffff;
+export const specPen = (s: TemplateSpec, i: number): number => s.fields[2 * i + 1];
 
-/** A compiled template. */
+/**
+ * A compiled template. Fields are packed into one typed array (plus their keys) rather than held as one
+ * object each: about 8× less heap per field, which is what a hostile wide template pins.
+ * Fixed-length fields of length 0 carry nothing and are left out, so every decoded field consumes at
+ * least one byte of the record (a variable-length field its length byte): decoding a set costs O(its
+ * bytes), however many fields the template has.
+ */
 export interface Plan {
   spec: TemplateSpec;
-  /** Canonical text of the spec; equal signatures need no recompilation. */
-  signature: string;
-  fields: PlanField[];
+  /** Per decoded field: handler ({@link Kind}) << 16 | octets (or {@link VARIABLE_LENGTH}, IPFIX). */
+  code: Int32Array;
+  /** Attribute key per decoded field, for `extra` (empty when the field fills a Flow field). */
+  keys: string[];
   /** Smallest possible record: fixed lengths + 1 octet per variable-length field. Always ≥ 1. */
   minLength: number;
   /** True when some field has variable length. */
@@ -130,6 +132,26 @@ export interface Plan {
   hasSamplerId: boolean;
   /** True when some field fills {@link RecordScratch.icmp}. */
   hasIcmp: boolean;
+  /** Bytes this template is charged against the template byte budgets ({@link templateCost}). */
+  cost: number;
+}
+
+/**
+ * What a cached template is charged against the byte budgets, fixed once at compile time: its wire size,
+ * plus a constant per field and per template for the heap of the spec and the compiled plan. Measured
+ * with `--expose-gc` (heap + external after GC, 2,000 templates of 20 fields and 200 of 500, all kinds of
+ * elements; test/hardening_bytes.test.ts prints the figure): 20–23 bytes per field (8 spec, 4 plan, 8 key
+ * pointer) and about 750 bytes per template (objects, typed-array headers, map and index entries). The
+ * charge exceeds the measured heap by 15% (20 fields) to 35% (500 fields).
+ */
+export const TEMPLATE_FIELD_COST = 24;
+export const TEMPLATE_BASE_COST = 768;
+
+export function templateCost(spec: TemplateSpec): number {
+  let wire = spec.options ? 6 : 4;
+  const n = spec.fields.length / 2;
+  for (let i = 0; i < n; i++) wire += specPen(spec, i) !== 0 ? 8 : 4;
+  return TEMPLATE_BASE_COST + wire + n * TEMPLATE_FIELD_COST;
 }
 
 /** Per-record scratch values that are not Flow fields; reset by the caller when the plan needs it. */
@@ -183,26 +205,35 @@ export interface CompileOptions {
 
 const isInt = (len: number) => len >= 1 && len <= 8;
 
-/** Signature of a spec, used to skip recompiling a template that is re-sent unchanged. */
-export function specSignature(spec: TemplateSpec): string {
-  let s = spec.version + (spec.options ? "o" : "t") + spec.scopeCount + ":";
-  for (let i = 0; i < spec.ids.length; i++) {
-    s += spec.ids[i] + "/" + spec.lengths[i] + "/" + spec.pens[i] + ",";
+/** True when two specs describe the same template (a re-sent template needs no recompilation). */
+export function sameSpec(a: TemplateSpec, b: TemplateSpec): boolean {
+  const x = a.fields, y = b.fields, n = x.length;
+  if (a.version !== b.version || a.options !== b.options || a.scopeCount !== b.scopeCount || n !== y.length) {
+    return false;
   }
-  return s;
+  for (let i = 0; i < n; i++) if (x[i] !== y[i]) return false;
+  return true;
 }
 
 /** Compiles a template into a plan, or returns an error message (bad template). */
 export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan | string {
-  const n = spec.ids.length;
+  const n = spec.fields.length / 2;
   if (n === 0) return `template ${spec.templateId} has no fields`;
   const ipfix = spec.version === 10;
   const present = new Set<number>();
-  for (let i = 0; i < n; i++) if (spec.pens[i] === 0) present.add(spec.ids[i]);
-  const fields: PlanField[] = [];
-  let minLength = 0, variable = false, hasTimes = false, hasSamplerId = false, hasIcmp = false;
+  let decoded = 0;
   for (let i = 0; i < n; i++) {
-    const id = spec.ids[i], len = spec.lengths[i], pen = spec.pens[i];
+    if (specLength(spec, i) === 0) continue;
+    decoded++;
+    if (specPen(spec, i) === 0) present.add(specId(spec, i));
+  }
+  const code = new Int32Array(decoded);
+  const keys: string[] = new Array(decoded);
+  let minLength = 0, variable = false, hasTimes = false, hasSamplerId = false, hasIcmp = false;
+  let j = 0;
+  for (let i = 0; i < n; i++) {
+    const id = specId(spec, i), len = specLength(spec, i), pen = specPen(spec, i);
+    if (len === 0) continue; // e.g. empty structured data (IEs 291–293): nothing to read, no attribute
     const isVariable = ipfix && len === VARIABLE_LENGTH;
     if (isVariable) {
       variable = true;
@@ -210,34 +241,33 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
     } else {
       minLength += len;
     }
-    const effectiveLen = isVariable ? VARIABLE_LENGTH : len;
-    let field: PlanField;
+    let kind: Kind, key = "";
     if (spec.options) {
       // v9 scope fields are scope *types* (system, interface, …), not information elements.
       const scopeV9 = !ipfix && i < spec.scopeCount;
-      field = new PlanField(
-        scopeV9 || pen !== 0 ? Kind.Skip : optionKind(id, effectiveLen),
-        effectiveLen,
-        "",
-      );
+      kind = scopeV9 || pen !== 0 ? Kind.Skip : optionKind(id, len);
     } else {
-      field = dataField(id, effectiveLen, pen, present, options);
+      kind = dataField(id, len, pen, present, options);
+      key = compiledKey;
     }
-    if (field.kind >= Kind.StartSec && field.kind <= Kind.DurUs) hasTimes = true;
-    if (field.kind === Kind.SamplerId) hasSamplerId = true;
-    if (field.kind >= Kind.IcmpTypeCodeV4 && field.kind <= Kind.IcmpCodeV6) hasIcmp = true;
-    fields.push(field);
+    if (kind >= Kind.StartSec && kind <= Kind.DurUs) hasTimes = true;
+    if (kind === Kind.SamplerId) hasSamplerId = true;
+    if (kind >= Kind.IcmpTypeCodeV4 && kind <= Kind.IcmpCodeV6) hasIcmp = true;
+    code[j] = (kind << 16) | len;
+    keys[j] = key;
+    j++;
   }
   if (minLength === 0) return `template ${spec.templateId} describes zero-length records`;
   return {
     spec,
-    signature: specSignature(spec),
-    fields,
+    code,
+    keys,
     minLength,
     variable,
     hasTimes,
     hasSamplerId,
     hasIcmp,
+    cost: templateCost(spec),
   };
 }
 
@@ -282,21 +312,47 @@ function firstPresent(ids: number[], present: Set<number>): number {
   return -1;
 }
 
+/** The attribute key of the field {@link dataField} compiled last ("" when it fills a Flow field). */
+let compiledKey = "";
+
+/**
+ * Keys built per field (unknown and reverse elements) are interned, so a thousand templates naming the
+ * same element share one string. Bounded: past the limit keys are built fresh (and charged per field).
+ */
+const KEY_CACHE = new Map<string, string>();
+const KEY_CACHE_LIMIT = 16_384;
+
+function internKey(key: string): string {
+  const known = KEY_CACHE.get(key);
+  if (known !== undefined) return known;
+  if (KEY_CACHE.size < KEY_CACHE_LIMIT) KEY_CACHE.set(key, key);
+  return key;
+}
+
+/** The handler of one data-template field; its attribute key is left in {@link compiledKey}. */
 function dataField(
   id: number,
   len: number,
   pen: number,
   present: Set<number>,
   options: CompileOptions,
-): PlanField {
+): Kind {
+  compiledKey = "";
   if (pen !== 0) {
     const info = pen === REVERSE_PEN ? elementInfo(id) : undefined;
-    if (info) return new PlanField(extraKind(info.type, len), len, "netflow.reverse." + info.snake);
-    return new PlanField(options.unknownFields ? Kind.XHex : Kind.Skip, len, `netflow.field.${pen}.${id}`);
+    if (info) {
+      compiledKey = internKey("netflow.reverse." + info.snake);
+      return extraKind(info.type, len);
+    }
+    if (!options.unknownFields) return Kind.Skip;
+    compiledKey = internKey(`netflow.field.${pen}.${id}`);
+    return Kind.XHex;
   }
   const info = elementInfo(id);
   if (!info) {
-    return new PlanField(options.unknownFields ? Kind.XHex : Kind.Skip, len, `netflow.field.${id}`);
+    if (!options.unknownFields) return Kind.Skip;
+    compiledKey = internKey(`netflow.field.${id}`);
+    return Kind.XHex;
   }
   const int = isInt(len); // variable-length fields never fill Flow fields
   let role = Kind.Skip;
@@ -440,13 +496,15 @@ function dataField(
       if (int) role = Kind.DurUs;
       break;
     case 210: // paddingOctets: never an attribute
-      return new PlanField(Kind.Skip, len, "");
+      return Kind.Skip;
   }
   if (role === Kind.SamplerId || (role >= Kind.IcmpTypeCodeV4 && role <= Kind.IcmpCodeV6)) {
-    return new PlanField(role, len, info.key);
+    compiledKey = info.key;
+    return role;
   }
-  if (role !== Kind.Skip) return new PlanField(role, len, "");
-  return new PlanField(extraKind(info.type, len), len, info.key);
+  if (role !== Kind.Skip) return role;
+  compiledKey = info.key;
+  return extraKind(info.type, len);
 }
 
 function extraKind(type: ElementType, len: number): Kind {
@@ -479,11 +537,20 @@ function extraKind(type: ElementType, len: number): Kind {
 }
 
 // ---------------------------------------------------------------------------------------------------
-// Value readers. Integers are big-endian; 64-bit values are exact up to 2^53 (enough for counters in
-// practice: 2^53 octets is 9 PB in one record). Reduced-size encodings (RFC 7011 §6.2) of any length
-// 1–8 work.
+// Value readers. Integers are big-endian; reduced-size encodings (RFC 7011 §6.2) of any length 1–8 work.
+//
+// Counters that fit: a JS number is exact only up to 2^53 − 1, and OTLP writes integers as signed int64,
+// so a 64-bit value read as it is would come out inexact above 2^53 and, past 2^63, as a negative
+// number. Counters and the other unsigned values that become attributes are therefore clamped to
+// 2^53 − 1 (MAX_INT) where the record decoder reads them: exact below, never inexact by accident, never
+// negative, and the flow carries `clamped = true`. Real counters stay far below (2^53 octets is 9 PB in
+// one record); what reaches the clamp is hostile or broken. (The clamp sits in the handlers, not in
+// uintAt: that is the record loop's hottest function and stays minimal.)
 
-/** Unsigned big-endian integer of 1–8 octets. */
+/** Largest integer a counter or attribute value takes (Number.MAX_SAFE_INTEGER); see above. */
+export const MAX_INT = Number.MAX_SAFE_INTEGER;
+
+/** Unsigned big-endian integer of 1–8 octets (inexact above 2^53: callers clamp what reaches the wire). */
 export function uintAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
   switch (len) {
     case 1:
@@ -502,10 +569,17 @@ export function uintAt(bytes: Uint8Array, view: DataView, off: number, len: numb
   }
 }
 
+/** Signed (two's complement) big-endian integer of 1–8 octets, clamped to ±{@link MAX_INT}. */
 function intAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
-  const u = uintAt(bytes, view, off, len);
-  if (len === 8) return view.getInt32(off) * 4294967296 + view.getUint32(off + 4);
-  return bytes[off] & 0x80 ? u - 2 ** (8 * len) : u;
+  if (len === 8) {
+    const hi = view.getInt32(off);
+    if (hi > 0x1fffff) return MAX_INT;
+    if (hi < -0x1fffff) return -MAX_INT;
+    return hi * 4294967296 + view.getUint32(off + 4);
+  }
+  let x = bytes[off] & 0x80 ? -1 : 0; // sign extension: −1 × 256 + b adds the sign to the first octet
+  for (let i = 0; i < len; i++) x = x * 256 + bytes[off + i];
+  return x > MAX_INT ? MAX_INT : x < -MAX_INT ? -MAX_INT : x;
 }
 
 /** NTP timestamp (RFC 7011 §6.1.9/10) to Unix epoch ms; NaN for zero (absent). */
@@ -536,6 +610,23 @@ function stringAt(bytes: Uint8Array, off: number, len: number): string {
   return s;
 }
 
+/** Values clamped since the caller last took the count ({@link takeClampedCount}). */
+let clampedCount = 0;
+
+/** Marks the flow as carrying a clamped value (see MAX_INT) and returns the clamp. Out of line: rare. */
+function clamp(flow: Flow): number {
+  flow.clamped = true;
+  clampedCount++;
+  return MAX_INT;
+}
+
+/** The number of values clamped since the last call (for the decoder's stats; read once per datagram). */
+export function takeClampedCount(): number {
+  const n = clampedCount;
+  clampedCount = 0;
+  return n;
+}
+
 function setExtra(flow: Flow, key: string, value: string | number | boolean): void {
   const extra = flow.extra;
   if (extra === undefined) flow.extra = { [key]: value };
@@ -555,11 +646,11 @@ export function decodeDataRecord(
   flow: Flow,
   rec: RecordScratch,
 ): number {
-  const fields = plan.fields;
+  const code = plan.code, keys = plan.keys;
   const times = rec.times;
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
-    let len = f.length;
+  for (let i = 0; i < code.length; i++) {
+    const c = code[i];
+    let len = c & 0xffff;
     if (len === VARIABLE_LENGTH) {
       if (off >= end) return -1;
       len = bytes[off++];
@@ -570,15 +661,20 @@ export function decodeDataRecord(
       }
     }
     if (off + len > end) return -1;
-    switch (f.kind) {
+    const kind: Kind = c >> 16;
+    switch (kind) {
       case Kind.Skip:
         break;
-      case Kind.Bytes:
-        flow.bytes = uintAt(bytes, view, off, len);
+      case Kind.Bytes: {
+        const v = uintAt(bytes, view, off, len);
+        flow.bytes = v > MAX_INT ? clamp(flow) : v;
         break;
-      case Kind.Packets:
-        flow.packets = uintAt(bytes, view, off, len);
+      }
+      case Kind.Packets: {
+        const v = uintAt(bytes, view, off, len);
+        flow.packets = v > MAX_INT ? clamp(flow) : v;
         break;
+      }
       case Kind.Protocol:
         flow.protocol = uintAt(bytes, view, off, len);
         break;
@@ -658,7 +754,7 @@ export function decodeDataRecord(
       }
       case Kind.SamplerId:
         rec.samplerId = uintAt(bytes, view, off, len);
-        setExtra(flow, f.key, rec.samplerId);
+        setExtra(flow, keys[i], rec.samplerId);
         break;
       case Kind.SamplingInterval: {
         const v = uintAt(bytes, view, off, len);
@@ -672,8 +768,8 @@ export function decodeDataRecord(
       case Kind.IcmpTypeV6:
       case Kind.IcmpCodeV6: {
         const v = uintAt(bytes, view, off, len);
-        rec.icmp[f.kind - Kind.IcmpTypeCodeV4] = v;
-        setExtra(flow, f.key, v);
+        rec.icmp[kind - Kind.IcmpTypeCodeV4] = v;
+        setExtra(flow, keys[i], v);
         break;
       }
       case Kind.StartSec: {
@@ -715,49 +811,62 @@ export function decodeDataRecord(
         times[T_DURATION] = uintAt(bytes, view, off, len) / 1000;
         break;
       case Kind.XUint:
-        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        if (isInt(len)) {
+          const v = uintAt(bytes, view, off, len);
+          setExtra(flow, keys[i], v > MAX_INT ? clamp(flow) : v);
+        } else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       case Kind.XInt:
-        setExtra(flow, f.key, isInt(len) ? intAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        if (isInt(len)) {
+          const v = intAt(bytes, view, off, len);
+          if (v === MAX_INT || v === -MAX_INT) clamp(flow); // intAt clamps; this marks the flow
+          setExtra(flow, keys[i], v);
+        } else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       case Kind.XFloat:
         setExtra(
           flow,
-          f.key,
+          keys[i],
           len === 4 ? view.getFloat32(off) : len === 8 ? view.getFloat64(off) : hexAt(bytes, off, len),
         );
         break;
       case Kind.XBool:
         // RFC 7011 §6.1.5: 1 = true, 2 = false.
-        if (len === 1 && (bytes[off] === 1 || bytes[off] === 2)) setExtra(flow, f.key, bytes[off] === 1);
-        else setExtra(flow, f.key, hexAt(bytes, off, len));
+        if (len === 1 && (bytes[off] === 1 || bytes[off] === 2)) setExtra(flow, keys[i], bytes[off] === 1);
+        else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       case Kind.XMac:
-        setExtra(flow, f.key, len === 6 ? macAt(bytes, off) : hexAt(bytes, off, len));
+        setExtra(flow, keys[i], len === 6 ? macAt(bytes, off) : hexAt(bytes, off, len));
         break;
       case Kind.XString:
-        setExtra(flow, f.key, stringAt(bytes, off, len));
+        setExtra(flow, keys[i], stringAt(bytes, off, len));
         break;
       case Kind.XV4:
-        setExtra(flow, f.key, len === 4 ? ipv4At(bytes, off) : hexAt(bytes, off, len));
+        setExtra(flow, keys[i], len === 4 ? ipv4At(bytes, off) : hexAt(bytes, off, len));
         break;
       case Kind.XV6:
-        setExtra(flow, f.key, len === 16 ? ipv6At(bytes, off) : hexAt(bytes, off, len));
+        setExtra(flow, keys[i], len === 16 ? ipv6At(bytes, off) : hexAt(bytes, off, len));
         break;
       case Kind.XDateS:
-        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) * 1000 : hexAt(bytes, off, len));
+        if (isInt(len)) {
+          const v = uintAt(bytes, view, off, len) * 1000;
+          setExtra(flow, keys[i], v > MAX_INT ? clamp(flow) : v);
+        } else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       case Kind.XDateMs:
-        setExtra(flow, f.key, isInt(len) ? uintAt(bytes, view, off, len) : hexAt(bytes, off, len));
+        if (isInt(len)) {
+          const v = uintAt(bytes, view, off, len);
+          setExtra(flow, keys[i], v > MAX_INT ? clamp(flow) : v);
+        } else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       case Kind.XDateNtp:
         if (len === 8) {
           const t = ntpAt(view, off);
-          if (t === t) setExtra(flow, f.key, t);
-        } else setExtra(flow, f.key, hexAt(bytes, off, len));
+          if (t === t) setExtra(flow, keys[i], t);
+        } else setExtra(flow, keys[i], hexAt(bytes, off, len));
         break;
       default: // XHex and anything unforeseen
-        setExtra(flow, f.key, hexAt(bytes, off, len));
+        setExtra(flow, keys[i], hexAt(bytes, off, len));
     }
     off += len;
   }
@@ -778,10 +887,10 @@ export function decodeOptionsRecord(
   end: number,
   rec: RecordScratch,
 ): number {
-  const fields = plan.fields;
-  for (let i = 0; i < fields.length; i++) {
-    const f = fields[i];
-    let len = f.length;
+  const code = plan.code;
+  for (let i = 0; i < code.length; i++) {
+    const c = code[i];
+    let len = c & 0xffff;
     if (len === VARIABLE_LENGTH) {
       if (off >= end) return -1;
       len = bytes[off++];
@@ -792,7 +901,7 @@ export function decodeOptionsRecord(
       }
     }
     if (off + len > end) return -1;
-    const kind = f.kind;
+    const kind: Kind = c >> 16;
     if (kind !== Kind.Skip) {
       if (kind === Kind.OptProbability) {
         if (len === 4) rec.optProbability = view.getFloat32(off);
@@ -836,6 +945,61 @@ export function decodeOptionsRecord(
     off += len;
   }
   return off;
+}
+
+/**
+ * Where the records of a set end: the offset after its last non-zero octet. Trailing zero octets are
+ * padding (RFC 7011 §3.3.1, RFC 3954 §5.3: padding octets are zero), never records, so a template whose
+ * smallest record fits in the padding (variable-length fields only) does not turn it into empty flows.
+ * One backward scan per set, then an O(1) test per record.
+ */
+export function recordsEnd(bytes: Uint8Array, off: number, end: number): number {
+  while (end > off && bytes[end - 1] === 0) end--;
+  return end;
+}
+
+/** The offset after the record at `off`, without decoding it, or −1 when it runs past `end`. */
+export function skipRecord(plan: Plan, bytes: Uint8Array, off: number, end: number): number {
+  if (!plan.variable) return off + plan.minLength <= end ? off + plan.minLength : -1;
+  const code = plan.code;
+  for (let i = 0; i < code.length; i++) {
+    let len = code[i] & 0xffff;
+    if (len === VARIABLE_LENGTH) {
+      if (off >= end) return -1;
+      len = bytes[off++];
+      if (len === 255) {
+        if (off + 2 > end) return -1;
+        len = (bytes[off] << 8) | bytes[off + 1];
+        off += 2;
+      }
+    }
+    if (off + len > end) return -1;
+    off += len;
+  }
+  return off;
+}
+
+/**
+ * How many records the set body `off`–`end` yields, by the rules the record loops follow (a record
+ * starts before {@link recordsEnd} and leaves at least `minLength` octets; a record that runs past the
+ * set ends the count). Costs O(set bytes) at most, and O(1) for templates without variable-length fields.
+ */
+export function countRecords(plan: Plan, bytes: Uint8Array, off: number, end: number): number {
+  const stop = recordsEnd(bytes, off, end);
+  const min = plan.minLength;
+  if (!plan.variable) {
+    if (stop <= off || end - off < min) return 0;
+    // Records start at off + k·min: they must start before `stop` and end by `end`.
+    return Math.min(Math.floor((end - off) / min), Math.ceil((stop - off) / min));
+  }
+  let n = 0;
+  while (off < stop && end - off >= min) {
+    const next = skipRecord(plan, bytes, off, end);
+    if (next < 0) break;
+    n++;
+    off = next;
+  }
+  return n;
 }
 
 /**

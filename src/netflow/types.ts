@@ -23,9 +23,14 @@ export interface Flow {
    */
   icmpType?: number;
   icmpCode?: number;
-  /** Octet and packet counters as exported (JS numbers are exact to 2^53, enough for 64-bit counters in practice). */
+  /**
+   * Octet and packet counters as exported. 64-bit values are clamped to 2^53 − 1 (Number.MAX_SAFE_INTEGER,
+   * see templates.ts): exact below, never negative, and `clamped` is set when a value reached the clamp.
+   */
   bytes?: number;
   packets?: number;
+  /** True when a 7- or 8-octet integer of the record (counter or further element) was clamped to ±(2^53 − 1). */
+  clamped?: boolean;
   inputIf?: number;
   outputIf?: number;
   tos?: number;
@@ -57,7 +62,11 @@ export interface Flow {
 
 /** What went wrong with a datagram (or part of it). */
 export interface DecodeError {
-  /** Short machine-friendly kind, used for counters: `truncated`, `bad_length`, `unknown_version`, … */
+  /**
+   * Short machine-friendly kind, used for counters: `truncated`, `bad_length`, `unknown_version`,
+   * `bad_set`, `bad_template`, `template_missing`, `template_refused` (a template over a limit),
+   * `too_many_flows` (more records than `maxFlowsPerPacket`: the packet has no flows), `internal`.
+   */
   kind: string;
   /** Short human message for logs and span status. */
   message: string;
@@ -95,6 +104,11 @@ export interface ExportPacket {
    * back later as a `deferred` copy of this packet, or as a `template_missing` error from `expire()`.
    */
   awaitingTemplateSets?: number;
+  /**
+   * Template records of this packet that were refused (more fields than `maxFieldsPerTemplate`, or more
+   * bytes than the exporter's template budget). The packet also carries a `template_refused` error.
+   */
+  templatesRefused?: number;
   /** Options data records in this packet (v9/IPFIX): they update sampling state and make no flows. */
   optionsRecordCount?: number;
   flows: Flow[];

@@ -108,7 +108,9 @@ export function flowAttributes(
   if (flow.firstSwitched !== undefined && flow.lastSwitched !== undefined) {
     a["netflow.flow.duration_ms"] = (flow.lastSwitched - flow.firstSwitched) | 0;
   } else if (flow.startMs !== undefined && flow.endMs !== undefined) {
-    a["netflow.flow.duration_ms"] = Math.round(flow.endMs - flow.startMs);
+    // Absolute times can be anything an exporter writes (up to 2^64 ms): an impossible span has no duration.
+    const d = Math.round(flow.endMs - flow.startMs);
+    if (Number.isSafeInteger(d)) a["netflow.flow.duration_ms"] = d;
   }
   set(a, "netflow.nexthop", flow.nextHop);
   set(a, "netflow.interface.input", flow.inputIf);

@@ -39,7 +39,6 @@ export type TracingOptions = Pick<
   | "spoolMaxBytes"
 >;
 
-
 export interface Tracing {
   provider: BasicTracerProvider;
   counters: ExportCounters;
