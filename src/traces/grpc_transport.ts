@@ -36,12 +36,15 @@ export interface GrpcTransportOptions {
 }
 
 const INVALID_ARGUMENT = 3, PERMISSION_DENIED = 7, UNAUTHENTICATED = 16;
+/** How long a failed stream waits for its session's error, which names the cause better. */
+const SESSION_ERROR_WAIT_MS = 20;
 
 export class GrpcTransport implements Transport {
   private session: http2.ClientHttp2Session | undefined;
   private sessionError: Error | undefined;
   private readonly authority: string;
   private readonly host: string;
+  private readonly tls: boolean;
   private readonly connectOptions: http2.SecureClientSessionOptions;
   private readonly baseHeaders: http2.OutgoingHttpHeaders;
 
@@ -50,6 +53,7 @@ export class GrpcTransport implements Transport {
     const tls = url.protocol === "https:" && !options.insecure;
     this.authority = `${tls ? "https" : "http"}://${url.host}`;
     this.host = url.host;
+    this.tls = tls;
     const read = (path?: string) => (path ? readFileSync(path) : undefined);
     this.connectOptions = tls
       ? {
@@ -101,7 +105,7 @@ export class GrpcTransport implements Transport {
     frame.set(message, 5);
     const networkFailure = (err: unknown): SendOutcome => {
       this.close();
-      return { kind: "retry", problem: { message: describeNetworkError(err, this.host) } };
+      return { kind: "retry", problem: { message: describeNetworkError(err, this.host, this.tls) } };
     };
     return new Promise<SendOutcome>((resolve) => {
       let settled = false;
@@ -145,7 +149,8 @@ export class GrpcTransport implements Transport {
       });
       stream.on("trailers", readStatus);
       stream.on("data", (chunk: Uint8Array) => chunks.push(chunk));
-      stream.on("error", (err) => done(networkFailure(err)));
+      let streamError: Error | undefined;
+      stream.on("error", (err) => (streamError = err));
       stream.on("close", () => {
         if (status === 0) {
           const body = Buffer.concat(chunks);
@@ -153,8 +158,20 @@ export class GrpcTransport implements Transport {
           done({ kind: "accepted", rejectedSpans: partial.rejected, message: partial.message });
           return;
         }
-        if (status === undefined && httpStatus === 0 && this.sessionError) {
-          done(networkFailure(this.sessionError));
+        if (status === undefined && httpStatus === 0) {
+          // A TLS refusal reaches the stream as a reset and the session as the real cause a moment later:
+          // wait that moment so the WARN line names the cause (only failures pay for it).
+          setTimeout(() => {
+            const cause = this.sessionError ?? streamError;
+            done(
+              cause ? networkFailure(cause) : {
+                kind: "retry",
+                problem: {
+                  message: `gRPC export failed: the connection to ${this.host} closed without an answer`,
+                },
+              },
+            );
+          }, SESSION_ERROR_WAIT_MS);
           return;
         }
         if (status === undefined) {

@@ -80,7 +80,11 @@ export class HttpTransport implements Transport {
         res.on("data", (c: Uint8Array) => chunks.push(c));
         res.on(
           "error",
-          (err) => done({ kind: "retry", problem: { message: describeNetworkError(err, host) } }),
+          (err) =>
+            done({
+              kind: "retry",
+              problem: { message: describeNetworkError(err, host, this.client === https) },
+            }),
         );
         res.on("end", () => {
           const status = res.statusCode ?? 0;
@@ -120,7 +124,11 @@ export class HttpTransport implements Transport {
       }, timeoutMs);
       req.on(
         "error",
-        (err) => done({ kind: "retry", problem: { message: describeNetworkError(err, host) } }),
+        (err) =>
+          done({
+            kind: "retry",
+            problem: { message: describeNetworkError(err, host, this.client === https) },
+          }),
       );
       req.end(body);
     });

@@ -50,8 +50,18 @@ export const GRPC_STATUS_NAMES = [
 
 export const CREDENTIALS_HINT = "credentials rejected: check OTEL_EXPORTER_OTLP_HEADERS";
 
-/** A socket, DNS or TLS error as one line: `connection refused`, `DNS lookup failed for tempo`, … */
-export function describeNetworkError(err: unknown, host: string): string {
+/**
+ * A socket, DNS or TLS error as one line: `connection refused`, `DNS lookup failed for tempo`, … With `tls`,
+ * a reset names the usual cause: a server that wants a client certificate resets the handshake.
+ */
+export function describeNetworkError(err: unknown, host: string, tls = false): string {
+  const text = describe(err, host);
+  return tls && text.startsWith("connection reset")
+    ? `${text} during TLS (does it require a client certificate? OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE)`
+    : text;
+}
+
+function describe(err: unknown, host: string): string {
   let e = err as NodeJS.ErrnoException;
   // node:http2 wraps the socket's error ("pending stream has been canceled", cause: ECONNREFUSED).
   while (
