@@ -24,6 +24,7 @@ import {
   type ReceiverOptions,
   startOtlpReceiver,
 } from "./support/otlp_receiver.ts";
+import { parseMetrics } from "./support/prometheus.ts";
 
 type Protocol = "http" | "grpc";
 const PROTOCOLS: Protocol[] = ["http", "grpc"];
@@ -242,14 +243,7 @@ class Rig {
   }
 
   async metrics(): Promise<Map<string, number>> {
-    const text = await (await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)).text();
-    const out = new Map<string, number>();
-    for (const line of text.split("\n")) {
-      if (!line || line.startsWith("#")) continue;
-      const i = line.lastIndexOf(" ");
-      out.set(line.slice(0, i), Number(line.slice(i + 1)));
-    }
-    return out;
+    return parseMetrics(await (await fetch(`http://127.0.0.1:${this.httpPort}/metrics`)).text());
   }
 
   async metric(name: string): Promise<number> {

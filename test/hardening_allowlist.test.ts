@@ -6,21 +6,11 @@ import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
+import { parseMetrics } from "./support/prometheus.ts";
 
 const v5 = encodeV5({ sysUptimeMs: 10_000, exportTimeMs: Date.now() }, [
   { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 5000, dstPort: 443, protocol: 6 },
 ]);
-
-/** `name{labels}` → value, from Prometheus text. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
-}
 
 function freeTcpPort(): number {
   const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });

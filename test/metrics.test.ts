@@ -9,6 +9,7 @@ import { encodeV5 } from "../src/tools/encode.ts";
 import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { type ExportStatus, initialExportStatus, zeroExportCounters } from "../src/traces/export_counters.ts";
+import { parseMetrics } from "./support/prometheus.ts";
 
 function sources(): MetricsSources {
   return {
@@ -25,17 +26,6 @@ function sources(): MetricsSources {
     queueDepth: () => 1,
     queueCapacity: 2048,
   };
-}
-
-/** `name{labels}` → value, from Prometheus text. */
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
 }
 
 Deno.test("metrics: Prometheus text with HELP/TYPE for every metric, errors labelled by kind", () => {

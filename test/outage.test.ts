@@ -13,6 +13,7 @@ import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { type DecodedSpan, type Receiver, startOtlpReceiver } from "./support/otlp_receiver.ts";
+import { parseMetrics } from "./support/prometheus.ts";
 
 const FLOWS = 4;
 const SPANS_PER_DATAGRAM = FLOWS + 2;
@@ -41,16 +42,6 @@ function freeTcpPort(): number {
   const port = (l.addr as Deno.NetAddr).port;
   l.close();
   return port;
-}
-
-function parseMetrics(text: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of text.split("\n")) {
-    if (!line || line.startsWith("#")) continue;
-    const i = line.lastIndexOf(" ");
-    out.set(line.slice(0, i), Number(line.slice(i + 1)));
-  }
-  return out;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
