@@ -144,7 +144,7 @@ export class Delivery {
     return {
       ...this.monitor.status(),
       spoolBytes: spool?.bytes ?? 0,
-      spoolBatches: this.queue.filter((b) => b.spool).length + (spool ? this.inFlight : 0),
+      spoolBatches: spool?.batches ?? 0,
     };
   }
 

@@ -52,8 +52,9 @@ const NAME = /^(\d{16})\.otlp$/;
 const TEMP = /^\.\d{16}\.tmp$/;
 
 export class Spool {
-  /** Bytes of all batch files. */
+  /** Bytes of all batch files, and how many there are. */
   bytes = 0;
+  batches = 0;
   private nextSeq = 1;
 
   constructor(readonly dir: string) {}
@@ -85,6 +86,7 @@ export class Spool {
       }
       entries.push(entry);
       this.bytes += entry.bytes;
+      this.batches++;
       this.nextSeq = Math.max(this.nextSeq, entry.seq + 1);
     }
     return { entries, skipped };
@@ -116,6 +118,7 @@ export class Spool {
     syncDirectory(this.dir);
     const entry = { seq, path, bytes: HEADER_BYTES + body.length, spans, flows, continued, endsInside };
     this.bytes += entry.bytes;
+    this.batches++;
     return entry;
   }
 
@@ -140,6 +143,7 @@ export class Spool {
       unlinkSync(entry.path);
     } catch { /* already gone: nothing to free */ }
     this.bytes -= entry.bytes;
+    this.batches--;
   }
 
   private readHeader(path: string, seq: number): SpoolEntry | string {
