@@ -7,7 +7,8 @@
  * For each protocol and offered rate (flows/s): flows offered, flows that arrived as spans, datagram loss
  * (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or failed
  * by the collector, p50/p99 export lag (arrival at the receiver − the packet's export time), the
- * collector's peak RSS and CPU. Prints a table, then one JSON line.
+ * collector's peak RSS and CPU, and flow spans delivered per CPU-second of the collector. Prints a table, then
+ * one JSON line.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -183,6 +184,9 @@ for (const protocol of protocols) {
       lagP99Ms: got.lagP99Ms,
       peakRssMb: Math.round(Math.max(peakRss, hwmKb) / 1024),
       cpuPct: Math.round((100 * cpuSeconds) / wall),
+      // The cost figure that compares across rates and machines: flow spans delivered per CPU-second of the
+      // collector (user + system).
+      flowSpansPerCpuSecond: Math.round(got.flowSpans / Math.max(cpuSeconds, 0.01)),
       receiverCpuPct: Math.round((100 * receiverCpuSeconds) / wall),
       achievedFlowsPerSec: Math.round(sent.flows / sent.seconds),
     });
