@@ -24,6 +24,9 @@ import {
   readPartialSuccess,
 } from "../src/traces/transport.ts";
 import { decodeTraceRequest } from "./support/otlp_receiver.ts";
+import { parseCli } from "../src/config.ts";
+import { pipelineSettings } from "../src/pipeline_protocol.ts";
+import { OtlpSpanSink } from "../src/traces/sink.ts";
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
@@ -368,3 +371,46 @@ function varint(v: number): number[] {
   out.push(v);
   return out;
 }
+
+Deno.test({
+  name: "sink: once the queue is half full, a flooding exporter gets its fair share and the others keep room",
+  sanitizeOps: false,
+  sanitizeResources: false,
+  async fn() {
+    const cli = parseCli([], {
+      // Nothing listens there: everything stays held, as in an outage.
+      OTEL_EXPORTER_OTLP_ENDPOINT: "http://127.0.0.1:9",
+      OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
+      OTEL_BSP_MAX_QUEUE_SIZE: "1000",
+      OTEL_BSP_EXPORT_TIMEOUT: "100",
+    }, tmpdir());
+    assert.equal(cli.kind, "run");
+    if (cli.kind !== "run") return;
+    const { log } = capture();
+    const sink = new OtlpSpanSink(pipelineSettings(cli.config, 2055, { name: "t", version: "1" }), log);
+    const decoder = new NetflowDecoder();
+    const packet = (exporter: string) => {
+      const gen = new TrafficGenerator({ version: 5, seed: 3, flowsPerPacket: 30 });
+      return decoder.decode(gen.next(Date.now()).payload, exporter, 2055, Date.now())[0];
+    };
+    const flood = packet("192.0.2.1"), quiet = packet("192.0.2.2");
+    const admitted = { flood: 0, quiet: 0 }, refused = { flood: 0, quiet: 0 };
+    const emit = (p: typeof flood, who: "flood" | "quiet") => {
+      const before = sink.counters.spansDropped;
+      sink.emit(p);
+      if (sink.counters.spansDropped > before) refused[who]++;
+      else admitted[who]++;
+    };
+    // Ten packets of one exporter to one of the other's, until the quiet one has sent 14 (448 spans).
+    for (let round = 0; round < 14; round++) {
+      for (let i = 0; i < 10; i++) emit(flood, "flood");
+      emit(quiet, "quiet");
+    }
+    console.log(`admitted ${JSON.stringify(admitted)}, refused ${JSON.stringify(refused)}`);
+    assert.equal(refused.quiet, 0, "the quiet exporter keeps its room");
+    assert.ok(admitted.flood * 32 <= 500 + 32, `the flood holds ${admitted.flood * 32} spans`);
+    assert.ok(refused.flood > 0);
+    assert.ok(sink.counters.spansHeld <= 1000);
+    await sink.shutdown();
+  },
+});
