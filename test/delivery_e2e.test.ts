@@ -326,7 +326,7 @@ function e2e(
   name: string,
   env: Record<string, string>,
   body: (rig: Rig) => Promise<void>,
-  options: { start?: boolean } = {},
+  options: { start?: boolean; protocols?: Protocol[] } = {},
 ): void {
   Deno.test({
     name,
@@ -334,7 +334,7 @@ function e2e(
     sanitizeResources: false,
     async fn() {
       const started = Date.now();
-      const rigs = PROTOCOLS.map((protocol) => new Rig(protocol, env));
+      const rigs = (options.protocols ?? PROTOCOLS).map((protocol) => new Rig(protocol, env));
       const results = await Promise.allSettled(rigs.map(async (rig) => {
         try {
           if (options.start !== false) await rig.start();
@@ -389,7 +389,10 @@ const SPANS = FLOWS + 2; // per datagram
 const BEFORE_S = 5, OUTAGE_S = 60, AFTER_S = 5;
 
 e2e(
-  "outage 60 s at 500 flows/s, default queue: every flow arrives exactly once, traces whole (http, grpc at once)",
+  // http only: with the in-process receiver, the backlog's hundreds of gRPC streams after the outage made
+  // Deno's node:http2 *server* abort the whole test process (nghttp2 find_stream_on_goaway_func assertion).
+  // test/trace_integrity.test.ts runs the same 60 s outage over gRPC against a receiver in its own process.
+  "outage 60 s at 500 flows/s, default queue: every flow arrives exactly once, traces whole",
   { NETFLOW_STATS_INTERVAL: "5" },
   async (rig) => {
     await rig.up();
@@ -476,6 +479,7 @@ e2e(
     assert.ok(outageS >= OUTAGE_S - 2 && outageS <= OUTAGE_S + 10, `outage_s=${outageS}`);
     rig.note({ stats_lines_balanced: assertStatsBooks(log) });
   },
+  { protocols: ["http"] },
 );
 
 // ---------------------------------------------------------------------------------------------------------

@@ -285,6 +285,35 @@ for (const protocol of PROTOCOLS) {
   });
 
   Deno.test({
+    name: `trace integrity (${protocol}): backend down 60 s at 500 flows/s, every flow once`,
+    sanitizeOps: false,
+    sanitizeResources: false,
+    async fn() {
+      const started = performance.now();
+      const batch = 1024;
+      // 500 flows/s for 70 s, down (connection refused) from 5 s to 65 s: about 31k spans wait, within the
+      // default queue (65,536), so nothing may be lost or dropped.
+      await withSinkAndCollector(protocol, {}, async (sink, collector) => {
+        const sending = sendAll(collector.port, [
+          { version: 5, count: 1_750, rate: 25, flowsPerPacket: 20, exporters: 1, seed: 61 },
+        ]);
+        await sleep(5_000);
+        await sink.setMode({ down: true });
+        await sleep(60_000);
+        await sink.setMode({ down: false });
+        const sent = await sending;
+        const sum = await stopWhenDelivered(collector, sink, sent, 60_000);
+        const log = collector.stderr();
+        report(`${protocol}, 60 s outage`, sent, sum, started);
+        assertWhole(sum, sent, batch, log.slice(-2_000));
+        assertTotals(log, sent, sum);
+        assert.match(log, /^\S+ WARNING export failing /m, "no WARNING line about the failing export");
+        assert.match(log, /^\S+ INFO export recovered .*outage_s=6\d/m, "no INFO line about the recovery");
+      });
+    },
+  });
+
+  Deno.test({
     name:
       `trace integrity (${protocol}): SIGKILL with the backend down, restart on the spool, every flow once`,
     sanitizeOps: false,

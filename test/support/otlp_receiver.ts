@@ -788,6 +788,14 @@ async function startGrpc(
 ): Promise<{ port: number; close: () => Promise<void> }> {
   const server = tls ? http2.createSecureServer(tlsServerOptions(tls)) : http2.createServer();
   const sessions = new Set<http2.ServerHttp2Session>();
+  // The raw connections (a session's own socket is a proxy that refuses to be destroyed directly).
+  const sockets = new Set<{ destroy(): void }>();
+  const track = (socket: { destroy(): void; once(e: string, f: () => void): void }) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  };
+  server.on("connection", track);
+  server.on("secureConnection", track);
   server.on("session", (s) => {
     sessions.add(s);
     s.on("close", () => sessions.delete(s));
@@ -875,7 +883,7 @@ async function startGrpc(
         // Drop the connections rather than send GOAWAY: Deno's node:http2 server can abort the whole process
         // (nghttp2 assertion in find_stream_on_goaway_func) when it sends GOAWAY with streams open. A backend
         // that goes away mid-request is what the tests mean by "down" anyway.
-        for (const s of sessions) s.socket?.destroy();
+        for (const socket of sockets) socket.destroy();
       }),
   };
 }
