@@ -263,10 +263,12 @@ export class OtlpTraceEncoder {
     const rootId = this.ids.next(8);
     const processId = this.ids.next(8);
     const flows = plan.flows;
-    // A packet that does not fit in the current request starts the next one: only a packet larger than a
+    // A packet that fits in a request but not in the current one starts the next: only a packet larger than a
     // whole request straddles requests (fewer requests carry part of a packet, and a spool evicts whole ones).
+    // A larger one fills the current request first, so it needs no more requests than its size does.
     const l = this.limits;
-    if (l && this.spanCount > 0 && this.spanCount + flows.length + 2 > l.maxSpans) l.onFull();
+    const n = flows.length + 2;
+    if (l && this.spanCount > 0 && n <= l.maxSpans && this.spanCount + n > l.maxSpans) l.onFull();
     this.insidePacket = true;
     this.span(
       w,
