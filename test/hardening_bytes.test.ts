@@ -15,6 +15,7 @@ import {
   type TemplateDecoderOptions,
 } from "../src/netflow/template_decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
+import { B } from "./support/bytes.ts";
 
 v8.setFlagsFromString("--expose-gc");
 const gc: () => void = vm.runInNewContext("gc");
@@ -27,38 +28,7 @@ const heapBytes = () => {
 };
 
 // ---------------------------------------------------------------------------------------------------
-// Bytes, built independently of the decoder.
-
-class B {
-  readonly a: number[] = [];
-  u8(...vs: number[]): this {
-    for (const v of vs) this.a.push(v & 0xff);
-    return this;
-  }
-  u16(...vs: number[]): this {
-    for (const v of vs) this.a.push((v >>> 8) & 0xff, v & 0xff);
-    return this;
-  }
-  u32(...vs: number[]): this {
-    for (const v of vs) this.a.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-    return this;
-  }
-  u64(v: bigint): this {
-    for (let i = 7; i >= 0; i--) this.a.push(Number((v >> BigInt(8 * i)) & 0xffn));
-    return this;
-  }
-  raw(bytes: ArrayLike<number>): this {
-    for (let i = 0; i < bytes.length; i++) this.a.push(bytes[i]);
-    return this;
-  }
-  zeros(n: number): this {
-    for (let i = 0; i < n; i++) this.a.push(0);
-    return this;
-  }
-  build(): Uint8Array {
-    return Uint8Array.from(this.a);
-  }
-}
+// Fixture helpers; bytes come from the builder in test/support/bytes.ts, independent of the decoder.
 
 type Field = [id: number, length: number, pen?: number];
 

@@ -3,44 +3,10 @@ import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { flowTimes } from "../src/netflow/time.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import type { TemplateDecoderOptions } from "../src/netflow/template_decoder.ts";
+import { B } from "./support/bytes.ts";
 
 // ---------------------------------------------------------------------------------------------------
-// A tiny byte builder, independent of the decoder: big-endian writes appended to an array.
-
-class B {
-  readonly a: number[] = [];
-  u8(...vs: number[]): this {
-    for (const v of vs) this.a.push(v & 0xff);
-    return this;
-  }
-  u16(...vs: number[]): this {
-    for (const v of vs) this.a.push((v >>> 8) & 0xff, v & 0xff);
-    return this;
-  }
-  u32(...vs: number[]): this {
-    for (const v of vs) this.a.push((v >>> 24) & 0xff, (v >>> 16) & 0xff, (v >>> 8) & 0xff, v & 0xff);
-    return this;
-  }
-  u64(v: number): this {
-    return this.u32(Math.floor(v / 2 ** 32), v % 2 ** 32);
-  }
-  ip(s: string): this {
-    return this.u8(...s.split(".").map(Number));
-  }
-  raw(bytes: ArrayLike<number>): this {
-    for (let i = 0; i < bytes.length; i++) this.a.push(bytes[i]);
-    return this;
-  }
-  str(s: string): this {
-    return this.raw(new TextEncoder().encode(s));
-  }
-  get length(): number {
-    return this.a.length;
-  }
-  build(): Uint8Array {
-    return Uint8Array.from(this.a);
-  }
-}
+// Fixture helpers; bytes come from the builder in test/support/bytes.ts, independent of the decoder.
 
 type Field = [id: number, length: number, pen?: number];
 

@@ -53,13 +53,13 @@ export interface DeliveryOptions {
 
 /** Backoff between attempts while the backend fails: doubles from the first, up to the cap. */
 export const RETRY_INITIAL_MS = 250;
-export const RETRY_MAX_MS = 5_000;
+const RETRY_MAX_MS = 5_000;
 /** A Retry-After longer than this is not waited for in full. */
 const RETRY_AFTER_MAX_MS = 60_000;
 /** How often shutdown looks whether everything was delivered. */
 const DRAIN_POLL_MS = 20;
 /** While failing: one WARN line at the first failure, then at most one per this interval. */
-export const FAILING_LOG_INTERVAL_MS = 60_000;
+const FAILING_LOG_INTERVAL_MS = 60_000;
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
