@@ -154,8 +154,12 @@ const builder = new SpanBuilder(provider.getTracer("bench"), {
     scopeVersion: "0",
   });
   const options = { spanTime: "flow" as const, collectorHost: "0.0.0.0", collectorPort: 2055 };
-  measure("plan + direct OTLP encode", flowsPer, () => {
+  measure("plan + OTLP encode", flowsPer, () => {
     for (const p of packets) encoder.write(planTrace(p, options));
+    encoder.takeRequest();
+  });
+  measure("packet → OTLP (collector)", flowsPer, () => {
+    for (const p of packets) encoder.writePacket(p, options);
     encoder.takeRequest();
   });
   const batch = finished.slice(0, 1024);

@@ -1,18 +1,30 @@
 /**
- * End-to-end throughput: sender process → collector process → OTLP receiver process, on loopback.
+ * End-to-end throughput: sender process → collector process → OTLP receiver process, on loopback, for the
+ * product and, in the same run, the SDK path (bench/sdk_collector.ts: what a user would write with the
+ * OpenTelemetry SDK) as the baseline.
  *
  *   deno task bench:e2e [--rates 10000,50000,100000] [--seconds 10] [--protocols http,grpc] [--version 5]
- *                       [--collector "cmd args…"]   (default: deno run main.ts; e.g. a compiled binary)
+ *                       [--collectors deno,sdk] [--collector "cmd args…"]
  *
- * For each protocol and offered rate (flows/s): flows offered, flows that arrived as spans, datagram loss
- * (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or failed
- * by the collector, p50/p99 export lag (arrival at the receiver − the packet's export time), the
- * collector's peak RSS and CPU, and flow spans delivered per CPU-second of the collector. Prints a table, then
- * one JSON line.
+ * --collectors: run in turn for each protocol and rate (a fresh receiver for each):
+ *   deno      the product from source on Deno (deno run main.ts)
+ *   bun       the product from source on Bun (bun main.ts; `BUN` or bun on PATH, else npx bun@BUN_VERSION)
+ *   sdk       the SDK path on Deno; sdk-bun: the SDK path on Bun. It decodes NetFlow v5 only: skipped for
+ *             --version 9/10.
+ *   custom    the command of --collector (e.g. a compiled binary, dist/netflow2traces-bun-linux-x64); with
+ *             --collector the default is `custom,sdk`.
+ *
+ * For each protocol, offered rate (flows/s) and collector: flows offered, flows that arrived as spans, datagram
+ * loss (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or
+ * failed by the collector, p50/p99 export lag (arrival at the receiver − the packet's export time), the
+ * collector's peak RSS and CPU, and flow spans delivered per CPU-second of the collector. Prints a table, the
+ * ratios product/SDK path of flow spans per CPU-second and of peak RSS (bun against sdk-bun when both ran),
+ * then one JSON line.
  */
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import process from "node:process";
+import { bunCommand } from "../scripts/build.ts";
 
 const { values } = parseArgs({
   options: {
@@ -20,15 +32,41 @@ const { values } = parseArgs({
     seconds: { type: "string", default: "10" },
     protocols: { type: "string", default: "http,grpc" },
     version: { type: "string", default: "5" },
+    collectors: { type: "string" },
     collector: { type: "string" },
   },
 });
 const rates = values.rates!.split(",").map(Number);
 const seconds = Number(values.seconds);
 const protocols = values.protocols!.split(",") as ("http" | "grpc")[];
+let collectors = (values.collectors ?? (values.collector ? "custom,sdk" : "deno,sdk")).split(",");
+if (values.version !== "5" && collectors.some(isSdk)) {
+  console.log(`note: the SDK path decodes NetFlow v5 only: skipped for --version ${values.version}`);
+  collectors = collectors.filter((c) => !isSdk(c));
+}
 const deno = Deno.execPath();
-const collectorCmd = values.collector?.split(" ") ??
-  [deno, "run", "--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys", "main.ts"];
+const runtimes: Record<string, string> = { deno: Deno.version.deno };
+let bun = "bun";
+if (collectors.some((c) => c.includes("bun"))) {
+  // The bun executable itself (not npx), so that the CPU and RSS measured are Bun's.
+  const [cmd, ...args] = bunCommand();
+  const probe = ["-e", "console.log(process.execPath, Bun.version)"];
+  const out = new Deno.Command(cmd, { args: [...args, ...probe], stderr: "inherit" }).outputSync();
+  [bun, runtimes.bun] = new TextDecoder().decode(out.stdout).trim().split(" ");
+}
+const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
+const commands: Record<string, string[]> = {
+  deno: [deno, "run", ...perms, "main.ts"],
+  bun: [bun, "main.ts"],
+  sdk: [deno, "run", ...perms, "bench/sdk_collector.ts"],
+  "sdk-bun": [bun, "bench/sdk_collector.ts"],
+  ...values.collector ? { custom: values.collector.split(" ") } : {},
+};
+for (const c of collectors) if (!commands[c]) throw new Error(`unknown collector ${c}`);
+
+function isSdk(collector: string): boolean {
+  return collector.startsWith("sdk");
+}
 
 interface Proc {
   child: Deno.ChildProcess;
@@ -92,110 +130,145 @@ const freePort = () => {
   return port;
 };
 
-const rows: Record<string, unknown>[] = [];
+type Row = Awaited<ReturnType<typeof measure>>;
+
+async function measure(protocol: "http" | "grpc", rate: number, name: string) {
+  const receiver = spawn([deno, "run", "-A", "bench/count_receiver.ts", protocol]);
+  const rport = await until(
+    () => {
+      const l = receiver.lines.find((x) => x.includes('"port"'));
+      return l ? JSON.parse(l).port as number : undefined;
+    },
+    10_000,
+    "receiver",
+  );
+  const port = freePort();
+  const collector = spawn(commands[name], {
+    NETFLOW_LISTEN_HOST: "127.0.0.1",
+    NETFLOW_LISTEN_PORT: String(port),
+    OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${rport}`,
+    OTEL_EXPORTER_OTLP_PROTOCOL: protocol === "http" ? "http/protobuf" : "grpc",
+    OTEL_BSP_SCHEDULE_DELAY: "200",
+    NETFLOW_STATS_INTERVAL: "0",
+    PATH: Deno.env.get("PATH") ?? "",
+    HOME: Deno.env.get("HOME") ?? "/tmp",
+  });
+  await until(
+    () => collector.stderr.some((l) => l.includes("listening")) || undefined,
+    20_000,
+    "collector",
+  );
+  const pid = collector.child.pid;
+  const drops0 = udpDrops();
+  const cpu0 = procStats(pid).cpuTicks;
+  const receiverCpu0 = procStats(receiver.child.pid).cpuTicks;
+  const t0 = performance.now();
+  const sender = spawn([
+    deno,
+    "run",
+    "-A",
+    "bench/e2e_sender.ts",
+    String(port),
+    String(rate),
+    String(seconds),
+    values.version!,
+  ]);
+  let peakRss = 0;
+  const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(pid).rssKb)), 250);
+  await sender.child.status;
+  await sender.drained;
+  const sent = JSON.parse(sender.lines.at(-1)!);
+  // Wait until the receiver has everything or nothing moved for 3 s.
+  let last = -1, lastChange = Date.now();
+  for (;;) {
+    const progress = receiver.lines.filter((l) => l.includes("progress")).at(-1);
+    const n = progress ? JSON.parse(progress).progress : 0;
+    if (n !== last) [last, lastChange] = [n, Date.now()];
+    if (n >= sent.flows || Date.now() - lastChange > 3000) break;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  clearInterval(sampler);
+  const cpuSeconds = (procStats(pid).cpuTicks - cpu0) / 100;
+  const receiverCpuSeconds = (procStats(receiver.child.pid).cpuTicks - receiverCpu0) / 100;
+  const wall = (performance.now() - t0) / 1000;
+  const hwmKb = procStats(pid).hwmKb;
+  const drops = udpDrops() - drops0;
+  collector.child.kill("SIGTERM");
+  await collector.child.status;
+  await collector.drained;
+  const totals = collector.stderr.find((l) => l.includes("stopped")) ?? "";
+  const num = (k: string) => Number(totals.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? NaN);
+  try {
+    receiver.child.kill("SIGTERM");
+  } catch { /* it exited already: its stderr says why */ }
+  await receiver.child.status;
+  await receiver.drained;
+  const final = receiver.lines.filter((l) => l.includes("requests")).at(-1);
+  if (!final) throw new Error(`receiver gave no totals:\n${receiver.stderr.slice(-20).join("\n")}`);
+  const got = JSON.parse(final);
+  return {
+    protocol,
+    collector: name,
+    offeredFlowsPerSec: rate,
+    sentDatagrams: sent.datagrams,
+    sentFlows: sent.flows,
+    collectorDatagrams: num("packets"),
+    datagramLossPct: +(100 * (1 - num("packets") / sent.datagrams)).toFixed(3),
+    kernelUdpDrops: drops,
+    flowSpansReceived: got.flowSpans,
+    flowsLostPct: +(100 * (1 - got.flowSpans / sent.flows)).toFixed(3),
+    spansDropped: num("spans_dropped"),
+    spansFailed: num("spans_failed"),
+    lagP50Ms: got.lagP50Ms,
+    lagP99Ms: got.lagP99Ms,
+    peakRssMb: Math.round(Math.max(peakRss, hwmKb) / 1024),
+    cpuPct: Math.round((100 * cpuSeconds) / wall),
+    // The cost figure that compares across rates and machines: flow spans delivered per CPU-second of the
+    // collector (user + system).
+    flowSpansPerCpuSecond: Math.round(got.flowSpans / Math.max(cpuSeconds, 0.01)),
+    receiverCpuPct: Math.round((100 * receiverCpuSeconds) / wall),
+    achievedFlowsPerSec: Math.round(sent.flows / sent.seconds),
+  };
+}
+
+const rows: Row[] = [];
 for (const protocol of protocols) {
   for (const rate of rates) {
-    const receiver = spawn([deno, "run", "-A", "bench/count_receiver.ts", protocol]);
-    const rport = await until(
-      () => {
-        const l = receiver.lines.find((x) => x.includes('"port"'));
-        return l ? JSON.parse(l).port as number : undefined;
-      },
-      10_000,
-      "receiver",
-    );
-    const port = freePort();
-    const collector = spawn(collectorCmd, {
-      NETFLOW_LISTEN_HOST: "127.0.0.1",
-      NETFLOW_LISTEN_PORT: String(port),
-      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${rport}`,
-      OTEL_EXPORTER_OTLP_PROTOCOL: protocol === "http" ? "http/protobuf" : "grpc",
-      OTEL_BSP_SCHEDULE_DELAY: "200",
-      NETFLOW_STATS_INTERVAL: "0",
-      PATH: Deno.env.get("PATH") ?? "",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-    });
-    await until(
-      () => collector.stderr.some((l) => l.includes("listening")) || undefined,
-      20_000,
-      "collector",
-    );
-    const pid = collector.child.pid;
-    const drops0 = udpDrops();
-    const cpu0 = procStats(pid).cpuTicks;
-    const receiverCpu0 = procStats(receiver.child.pid).cpuTicks;
-    const t0 = performance.now();
-    const sender = spawn([
-      deno,
-      "run",
-      "-A",
-      "bench/e2e_sender.ts",
-      String(port),
-      String(rate),
-      String(seconds),
-      values.version!,
-    ]);
-    let peakRss = 0;
-    const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(pid).rssKb)), 250);
-    await sender.child.status;
-    await sender.drained;
-    const sent = JSON.parse(sender.lines.at(-1)!);
-    // Wait until the receiver has everything or nothing moved for 3 s.
-    let last = -1, lastChange = Date.now();
-    for (;;) {
-      const progress = receiver.lines.filter((l) => l.includes("progress")).at(-1);
-      const n = progress ? JSON.parse(progress).progress : 0;
-      if (n !== last) [last, lastChange] = [n, Date.now()];
-      if (n >= sent.flows || Date.now() - lastChange > 3000) break;
-      await new Promise((r) => setTimeout(r, 100));
+    for (const name of collectors) {
+      rows.push(await measure(protocol, rate, name));
+      console.error(JSON.stringify(rows.at(-1)));
     }
-    clearInterval(sampler);
-    const cpuSeconds = (procStats(pid).cpuTicks - cpu0) / 100;
-    const receiverCpuSeconds = (procStats(receiver.child.pid).cpuTicks - receiverCpu0) / 100;
-    const wall = (performance.now() - t0) / 1000;
-    const hwmKb = procStats(pid).hwmKb;
-    const drops = udpDrops() - drops0;
-    collector.child.kill("SIGTERM");
-    await collector.child.status;
-    await collector.drained;
-    const totals = collector.stderr.find((l) => l.includes("stopped")) ?? "";
-    const num = (k: string) => Number(totals.match(new RegExp(`${k}=(\\d+)`))?.[1] ?? NaN);
-    try {
-      receiver.child.kill("SIGTERM");
-    } catch { /* it exited already: its stderr says why */ }
-    await receiver.child.status;
-    await receiver.drained;
-    const final = receiver.lines.filter((l) => l.includes("requests")).at(-1);
-    if (!final) throw new Error(`receiver gave no totals:\n${receiver.stderr.slice(-20).join("\n")}`);
-    const got = JSON.parse(final);
-    rows.push({
-      protocol,
-      offeredFlowsPerSec: rate,
-      sentDatagrams: sent.datagrams,
-      sentFlows: sent.flows,
-      collectorDatagrams: num("packets"),
-      datagramLossPct: +(100 * (1 - num("packets") / sent.datagrams)).toFixed(3),
-      kernelUdpDrops: drops,
-      flowSpansReceived: got.flowSpans,
-      flowsLostPct: +(100 * (1 - got.flowSpans / sent.flows)).toFixed(3),
-      spansDropped: num("spans_dropped"),
-      spansFailed: num("spans_failed"),
-      lagP50Ms: got.lagP50Ms,
-      lagP99Ms: got.lagP99Ms,
-      peakRssMb: Math.round(Math.max(peakRss, hwmKb) / 1024),
-      cpuPct: Math.round((100 * cpuSeconds) / wall),
-      // The cost figure that compares across rates and machines: flow spans delivered per CPU-second of the
-      // collector (user + system).
-      flowSpansPerCpuSecond: Math.round(got.flowSpans / Math.max(cpuSeconds, 0.01)),
-      receiverCpuPct: Math.round((100 * receiverCpuSeconds) / wall),
-      achievedFlowsPerSec: Math.round(sent.flows / sent.seconds),
-    });
-    console.error(JSON.stringify(rows.at(-1)));
   }
 }
 
-const cols = Object.keys(rows[0] ?? {});
-console.log(cols.join("\t"));
-for (const r of rows) console.log(cols.map((c) => r[c]).join("\t"));
-console.log(JSON.stringify({ runtime: `deno ${Deno.version.deno}`, seconds, version: values.version, rows }));
+// Each product run against the SDK path's run of the same protocol and rate (on the same runtime if it ran).
+const ratios = rows.filter((r) => !isSdk(r.collector)).flatMap((r) => {
+  const sdk = r.collector === "bun" && collectors.includes("sdk-bun") ? "sdk-bun" : "sdk";
+  const base = rows.find((b) =>
+    b.collector === sdk && b.protocol === r.protocol && b.offeredFlowsPerSec === r.offeredFlowsPerSec
+  );
+  if (!base) return [];
+  return [{
+    protocol: r.protocol,
+    offeredFlowsPerSec: r.offeredFlowsPerSec,
+    ratio: `${r.collector}/${sdk}`,
+    flowSpansPerCpuSecond: +(r.flowSpansPerCpuSecond / base.flowSpansPerCpuSecond).toFixed(2),
+    peakRssMb: +(r.peakRssMb / base.peakRssMb).toFixed(2),
+  }];
+});
+
+const table = (xs: Record<string, unknown>[]) => {
+  const cols = Object.keys(xs[0] ?? {});
+  console.log(cols.join("\t"));
+  for (const x of xs) console.log(cols.map((c) => x[c]).join("\t"));
+};
+table(rows);
+if (ratios.length) {
+  console.log();
+  table(ratios);
+}
+const commandLines = Object.fromEntries(collectors.map((c) => [c, commands[c].join(" ")]));
+console.log(
+  JSON.stringify({ runtimes, collectors: commandLines, seconds, version: values.version, rows, ratios }),
+);
 process.exit(0);

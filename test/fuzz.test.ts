@@ -140,8 +140,8 @@ function integerProblem(key: string, wire: number | bigint, planned: unknown): s
 }
 
 /**
- * The packet through planTrace() and the OTLP encoder with the collector's default limits, decoded from the
- * wire: requests within the span and byte limits, one whole trace, no flood of flow spans (or an ERROR
+ * The packet through the OTLP encoder (as the collector writes it) with the collector's default limits,
+ * decoded from the wire and held against its planTrace(): requests within the span and byte limits, one whole trace, no flood of flow spans (or an ERROR
  * root), attribute counts and value lengths within the limits, times between 1970 and 2262 with the root
  * enclosing every span, and integers neither negative nor wrapped.
  */
@@ -159,7 +159,7 @@ function traceProblems(p: ExportPacket, options: SpanBuilderOptions): { spans: n
     maxBytes: MAX_BYTES,
     onFull: take,
   });
-  encoder.write(plan);
+  encoder.writePacket(p, options);
   take();
   const spans = [];
   for (const r of requests) {

@@ -16,6 +16,7 @@ import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
 import { planTrace, SpanBuilder, type SpanBuilderOptions } from "../src/traces/spans.ts";
 import { encodeIpfix, encodeV5, flowRecord, standardTemplate, VARIABLE_LENGTH } from "../src/tools/encode.ts";
+import { mulberry32, TrafficGenerator } from "../src/tools/traffic.ts";
 import { type DecodedSpan, decodeTraceRequest } from "./support/otlp_receiver.ts";
 
 const resource = { "service.name": "nf2t", "service.version": "9.9.9", "deployment.environment": "täst" };
@@ -90,9 +91,10 @@ function viaSdk(ps: ExportPacket[], opts = options, sdkAttributeCountLimit?: num
   return decodeTraceRequest(ProtobufTraceSerializer.serializeRequest(memory.getFinishedSpans())!);
 }
 
+/** The collector's path: spans written straight from the packets. */
 function viaEncoder(ps: ExportPacket[], opts = options): DecodedSpan[] {
   const encoder = new OtlpTraceEncoder({ resource, scopeName: "netflow2traces", scopeVersion: "1.2.3" });
-  for (const p of ps) encoder.write(planTrace(p, opts));
+  for (const p of ps) encoder.writePacket(p, opts);
   return decodeTraceRequest(encoder.takeRequest()!.body);
 }
 
@@ -202,4 +204,66 @@ Deno.test("direct OTLP encoding equals the SDK's where the attribute count limit
   const dropped = direct.filter((s) => s.name === "netflow.flow").map((s) => s.droppedAttributesCount);
   assert.deepEqual(dropped, [20 + 200 - 64, 20 + 1 + 200 - 64, 0, 0]);
   for (const s of direct) assert.ok(Object.keys(s.attributes).length <= 64);
+});
+
+/** Random bytes from a seed: two encoders given the same seed write the same ids. */
+function seededRandom(seed: number): (bytes: Uint8Array) => void {
+  const next = mulberry32(seed);
+  return (bytes) => {
+    for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(next() * 256);
+  };
+}
+
+Deno.test("writePacket() writes byte for byte what write(planTrace()) writes", () => {
+  const identity = { resource, scopeName: "netflow2traces", scopeVersion: "1.2.3" };
+  const cases: { name: string; packets: ExportPacket[] }[] = [{ name: "fixtures", packets: packets() }];
+  for (const version of [1, 5, 9, 10] as const) {
+    const gen = new TrafficGenerator({ version, seed: version, ipv6: version >= 9 ? 0.3 : 0 });
+    const decoder = new NetflowDecoder({ unknownFields: true });
+    const ps = Array.from({ length: 60 }, (_, i) => gen.next(now + i * 10))
+      .flatMap((d) => decoder.decode(d.payload, "192.0.2.1", 2055, now + 5_000));
+    cases.push({ name: `v${version} traffic`, packets: ps });
+  }
+  // Elements named like SPEC attributes, more elements than the limit, a non-ASCII address, long strings.
+  const base = { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 40000, dstPort: 443, protocol: 6 };
+  cases.push({
+    name: "edge cases",
+    packets: [{
+      version: 10,
+      exporterAddress: "192.0.2.1",
+      exporterPort: 4739,
+      sizeBytes: 1000,
+      receivedAtMs: now,
+      exportTimeMs: now,
+      flows: [
+        { ...base, extra: { "netflow.tos": 1, "netflow.vlan.id": 7 } },
+        {
+          ...base,
+          extra: Object.fromEntries(Array.from({ length: 90 }, (_, i) => [`netflow.field.${i}`, i])),
+        },
+        { ...base, srcAddr: "fe80::1%ëth0", extra: { "netflow.interface_name": "x".repeat(300) } },
+        { ...base, bytes: 2 ** 60, packets: 1.5, firstSwitched: 5, lastSwitched: 1, tcpFlags: 0x1ff },
+        { ...base, startMs: now + 3_600_000, endMs: now - 1, samplingInterval: 100, bytes: 7, packets: 3 },
+      ],
+    }],
+  });
+  for (const { name, packets: ps } of cases) {
+    for (const spanTime of ["flow", "receive"] as const) {
+      for (const attributeCountLimit of [1024, 64, 40, 32]) {
+        const opts = { ...options, spanTime, attributeCountLimit, attributeValueLengthLimit: 16 };
+        const planned = new OtlpTraceEncoder(identity, undefined, seededRandom(1));
+        const direct = new OtlpTraceEncoder(identity, undefined, seededRandom(1));
+        for (const p of ps) {
+          planned.write(planTrace(p, opts));
+          direct.writePacket(p, opts);
+        }
+        const a = planned.takeRequest()!.body, b = direct.takeRequest()!.body;
+        const at = a.findIndex((x, i) => x !== b[i]);
+        assert.ok(
+          a.length === b.length && at < 0,
+          `${name}, ${spanTime}, limit ${attributeCountLimit}: at ${at}`,
+        );
+      }
+    }
+  }
 });

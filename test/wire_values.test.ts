@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { planTrace, type SpanBuilderOptions, type TracePlan } from "../src/traces/spans.ts";
+import type { SpanBuilderOptions, TracePlan } from "../src/traces/spans.ts";
 import { encodeIpfix, encodeV5, encodeV9, flowRecord, IE, standardTemplate } from "../src/tools/encode.ts";
 import { type DecodedSpan, decodeTraceRequest } from "./support/otlp_receiver.ts";
 
@@ -26,7 +26,7 @@ const options = (spanTime: "flow" | "receive" = "flow"): SpanBuilderOptions => (
 
 function wire(packets: ExportPacket[], spanTime: "flow" | "receive" = "flow"): DecodedSpan[] {
   const encoder = new OtlpTraceEncoder({ resource: {}, scopeName: "t", scopeVersion: "" });
-  for (const p of packets) encoder.write(planTrace(p, options(spanTime)));
+  for (const p of packets) encoder.writePacket(p, options(spanTime));
   return decodeTraceRequest(encoder.takeRequest()!.body);
 }
 

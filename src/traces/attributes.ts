@@ -1,6 +1,6 @@
 /** Decoded flows and packets → span attributes: the public contract of SPEC §3. */
 import { icmpCombined } from "../netflow/icmp.ts";
-import type { ExportPacket, Flow } from "../netflow/types.ts";
+import type { ExportPacket, FieldValue, Flow } from "../netflow/types.ts";
 import { communityId } from "./community_id.ts";
 import { serverSide } from "./inference.ts";
 import { hasPorts, isIcmp, protocolName } from "./protocols.ts";
@@ -26,9 +26,75 @@ export function tcpFlagNames(flags: number): string {
 }
 
 /**
- * The most attributes {@link flowAttributes} sets before the record's further elements (a TCP flow that
- * carries everything, sampled). A test holds it to that; while a count limit leaves this much room, the
- * SPEC attributes need no counting.
+ * The SPEC §3 flow attribute keys, numbered in the order {@link writeSpecAttributes} sets them. Writers
+ * take a key by its number, so a protobuf writer can hold each key's encoding in an array.
+ */
+export const K = {
+  "netflow.version": 0,
+  "netflow.flow.index": 1,
+  "source.address": 2,
+  "destination.address": 3,
+  "network.peer.address": 4,
+  "source.port": 5,
+  "destination.port": 6,
+  "network.peer.port": 7,
+  "network.transport": 8,
+  "network.protocol.name": 9,
+  "network.protocol.number": 10,
+  "network.type": 11,
+  "netflow.icmp.type": 12,
+  "netflow.icmp.code": 13,
+  "client.address": 14,
+  "client.port": 15,
+  "server.address": 16,
+  "server.port": 17,
+  "netflow.flow.bytes": 18,
+  "netflow.flow.packets": 19,
+  "netflow.flow.first_switched": 20,
+  "netflow.flow.last_switched": 21,
+  "netflow.flow.duration_ms": 22,
+  "netflow.nexthop": 23,
+  "netflow.interface.input": 24,
+  "netflow.interface.output": 25,
+  "netflow.tos": 26,
+  "netflow.tcp_flags": 27,
+  "netflow.tcp_flags.names": 28,
+  "netflow.src_as": 29,
+  "netflow.dst_as": 30,
+  "netflow.src_mask": 31,
+  "netflow.dst_mask": 32,
+  "netflow.flow.direction": 33,
+  "netflow.sampling.interval": 34,
+  "netflow.flow.bytes.estimated": 35,
+  "netflow.flow.packets.estimated": 36,
+  "netflow.community_id": 37,
+  "netflow.flow.time_adjusted": 38,
+} as const;
+
+/** {@link K}'s keys by number. */
+export const FLOW_KEYS: readonly string[] = Object.keys(K);
+const SPEC_KEYS: ReadonlySet<string> = new Set(FLOW_KEYS);
+
+/** True when `key` is one of the SPEC flow attributes (an element of that name replaces it in place). */
+export function isSpecFlowKey(key: string): boolean {
+  return SPEC_KEYS.has(key);
+}
+
+/**
+ * Where {@link writeSpecAttributes} puts a flow's SPEC attributes: an object ({@link flowAttributes}, for
+ * plans, the console exporter and tests) or the OTLP encoder's span writer (the fast path). Keys are
+ * {@link FLOW_KEYS} indexes.
+ */
+export interface AttributeSink {
+  string(key: number, value: string): void;
+  number(key: number, value: number): void;
+  /** `netflow.community_id` of the flow's five-tuple (ICMP: type and code as the ports). */
+  communityId(src: string, dst: string, protocol: number, srcPort?: number, dstPort?: number): void;
+}
+
+/**
+ * The most attributes {@link writeSpecAttributes} sets (a TCP flow that carries everything, sampled). A test
+ * holds it to that; while a count limit leaves this much room, the SPEC attributes need no counting.
  */
 export const MAX_SPEC_FLOW_ATTRIBUTES = 36;
 
@@ -37,6 +103,123 @@ export interface AttributeCountLimit {
   maxCount: number;
   dropped: number;
 }
+
+const TCP_FLAG_TEXT: string[] = Array.from({ length: 256 }, (_, i) => tcpFlagNames(i));
+
+/** The SPEC §3 attributes of one `netflow.flow` span (the record's further elements aside), into `out`. */
+export function writeSpecAttributes(flow: Flow, index: number, version: number, out: AttributeSink): void {
+  out.number(K["netflow.version"], version);
+  out.number(K["netflow.flow.index"], index);
+  const proto = flow.protocol;
+  const ports = hasPorts(proto);
+  const src = flow.srcAddr, dst = flow.dstAddr;
+  if (src !== undefined) out.string(K["source.address"], src);
+  if (dst !== undefined) {
+    out.string(K["destination.address"], dst);
+    out.string(K["network.peer.address"], dst);
+  }
+  const srcPort = ports ? flow.srcPort : undefined, dstPort = ports ? flow.dstPort : undefined;
+  if (srcPort !== undefined) out.number(K["source.port"], srcPort);
+  if (dstPort !== undefined) {
+    out.number(K["destination.port"], dstPort);
+    out.number(K["network.peer.port"], dstPort);
+  }
+  if (proto !== undefined) {
+    const name = protocolName(proto);
+    out.string(K["network.transport"], name);
+    out.string(K["network.protocol.name"], name);
+    out.number(K["network.protocol.number"], proto);
+  }
+  const ipVersion = flow.ipVersion ?? (src?.includes(":") ? 6 : src ? 4 : undefined);
+  if (ipVersion) out.string(K["network.type"], ipVersion === 6 ? "ipv6" : "ipv4");
+  let icmpType: number | undefined, icmpCode: number | undefined;
+  const icmp = isIcmp(proto);
+  if (icmp) {
+    icmpType = flow.icmpType;
+    icmpCode = flow.icmpCode;
+    // The decoder sets both (icmp.ts); a flow built elsewhere may carry only NetFlow's destination port.
+    if (icmpType === undefined && icmpCode === undefined && flow.dstPort !== undefined) {
+      const v = icmpCombined(flow.dstPort, proto === 58, undefined);
+      if (v >= 0) {
+        icmpType = v >> 8;
+        icmpCode = v & 0xff;
+      }
+    }
+    if (icmpType !== undefined) out.number(K["netflow.icmp.type"], icmpType);
+    if (icmpCode !== undefined) out.number(K["netflow.icmp.code"], icmpCode);
+  }
+
+  if (srcPort !== undefined && dstPort !== undefined) {
+    const side = serverSide(srcPort, dstPort);
+    if (side) {
+      const toServer = side === "destination";
+      const clientAddr = toServer ? src : dst, serverAddr = toServer ? dst : src;
+      if (clientAddr !== undefined) out.string(K["client.address"], clientAddr);
+      out.number(K["client.port"], toServer ? srcPort : dstPort);
+      if (serverAddr !== undefined) out.string(K["server.address"], serverAddr);
+      out.number(K["server.port"], toServer ? dstPort : srcPort);
+    }
+  }
+
+  const bytes = flow.bytes, packets = flow.packets;
+  if (bytes !== undefined) out.number(K["netflow.flow.bytes"], bytes);
+  if (packets !== undefined) out.number(K["netflow.flow.packets"], packets);
+  const first = flow.firstSwitched, last = flow.lastSwitched;
+  if (first !== undefined) out.number(K["netflow.flow.first_switched"], first);
+  if (last !== undefined) out.number(K["netflow.flow.last_switched"], last);
+  if (first !== undefined && last !== undefined) {
+    out.number(K["netflow.flow.duration_ms"], (last - first) | 0);
+  } else if (flow.startMs !== undefined && flow.endMs !== undefined) {
+    // Absolute times can be anything an exporter writes (up to 2^64 ms): an impossible span has no duration.
+    const d = Math.round(flow.endMs - flow.startMs);
+    if (Number.isSafeInteger(d)) out.number(K["netflow.flow.duration_ms"], d);
+  }
+  if (flow.nextHop !== undefined) out.string(K["netflow.nexthop"], flow.nextHop);
+  if (flow.inputIf !== undefined) out.number(K["netflow.interface.input"], flow.inputIf);
+  if (flow.outputIf !== undefined) out.number(K["netflow.interface.output"], flow.outputIf);
+  if (flow.tos !== undefined) out.number(K["netflow.tos"], flow.tos);
+  const tcpFlags = flow.tcpFlags;
+  if (tcpFlags !== undefined) {
+    out.number(K["netflow.tcp_flags"], tcpFlags);
+    const names = TCP_FLAG_TEXT[tcpFlags];
+    out.string(K["netflow.tcp_flags.names"], names ?? tcpFlagNames(tcpFlags));
+  }
+  if (flow.srcAs !== undefined) out.number(K["netflow.src_as"], flow.srcAs);
+  if (flow.dstAs !== undefined) out.number(K["netflow.dst_as"], flow.dstAs);
+  if (flow.srcMask !== undefined) out.number(K["netflow.src_mask"], flow.srcMask);
+  if (flow.dstMask !== undefined) out.number(K["netflow.dst_mask"], flow.dstMask);
+  if (flow.direction === 0 || flow.direction === 1) {
+    out.string(K["netflow.flow.direction"], flow.direction === 0 ? "ingress" : "egress");
+  }
+  const interval = flow.samplingInterval;
+  if (interval !== undefined && interval > 0) {
+    out.number(K["netflow.sampling.interval"], interval);
+    if (interval > 1) {
+      if (bytes !== undefined) out.number(K["netflow.flow.bytes.estimated"], estimate(bytes, interval));
+      if (packets !== undefined) out.number(K["netflow.flow.packets.estimated"], estimate(packets, interval));
+    }
+  }
+  if (src !== undefined && dst !== undefined && proto !== undefined) {
+    // ICMP: the type and code stand in for the ports (Community ID spec).
+    out.communityId(src, dst, proto, icmp ? icmpType : srcPort, icmp ? icmpCode : dstPort);
+  }
+}
+
+/** Collects SPEC attributes into an object. */
+class ObjectSink implements AttributeSink {
+  a: Attributes = {};
+  string(key: number, value: string): void {
+    this.a[FLOW_KEYS[key]] = value;
+  }
+  number(key: number, value: number): void {
+    this.a[FLOW_KEYS[key]] = value;
+  }
+  communityId(src: string, dst: string, protocol: number, srcPort?: number, dstPort?: number): void {
+    const id = communityId(src, dst, protocol, srcPort, dstPort);
+    if (id) this.a["netflow.community_id"] = id;
+  }
+}
+const objectSink = new ObjectSink();
 
 /**
  * Attributes of one `netflow.flow` span. `index` is the record's position in its packet. With `limit`, at
@@ -50,99 +233,9 @@ export function flowAttributes(
   maxValueBytes = Infinity,
   limit?: AttributeCountLimit,
 ): Attributes {
-  const a: Attributes = { "netflow.version": version, "netflow.flow.index": index };
-  const proto = flow.protocol;
-  const ports = hasPorts(proto);
-  if (flow.srcAddr !== undefined) {
-    a["source.address"] = flow.srcAddr;
-  }
-  if (flow.dstAddr !== undefined) {
-    a["destination.address"] = flow.dstAddr;
-    a["network.peer.address"] = flow.dstAddr;
-  }
-  if (ports && flow.srcPort !== undefined) a["source.port"] = flow.srcPort;
-  if (ports && flow.dstPort !== undefined) {
-    a["destination.port"] = flow.dstPort;
-    a["network.peer.port"] = flow.dstPort;
-  }
-  if (proto !== undefined) {
-    const name = protocolName(proto);
-    a["network.transport"] = name;
-    a["network.protocol.name"] = name;
-    a["network.protocol.number"] = proto;
-  }
-  const ipVersion = flow.ipVersion ?? (flow.srcAddr?.includes(":") ? 6 : flow.srcAddr ? 4 : undefined);
-  if (ipVersion) a["network.type"] = ipVersion === 6 ? "ipv6" : "ipv4";
-  let icmpType: number | undefined, icmpCode: number | undefined;
-  if (isIcmp(proto)) {
-    icmpType = flow.icmpType;
-    icmpCode = flow.icmpCode;
-    // The decoder sets both (icmp.ts); a flow built elsewhere may carry only NetFlow's destination port.
-    if (icmpType === undefined && icmpCode === undefined && flow.dstPort !== undefined) {
-      const v = icmpCombined(flow.dstPort, proto === 58, undefined);
-      if (v >= 0) {
-        icmpType = v >> 8;
-        icmpCode = v & 0xff;
-      }
-    }
-    set(a, "netflow.icmp.type", icmpType);
-    set(a, "netflow.icmp.code", icmpCode);
-  }
-
-  if (ports && flow.srcPort !== undefined && flow.dstPort !== undefined) {
-    const side = serverSide(flow.srcPort, flow.dstPort);
-    if (side) {
-      const [client, server] = side === "destination" ? ["source", "destination"] : ["destination", "source"];
-      const clientAddr = a[`${client}.address`], serverAddr = a[`${server}.address`];
-      if (clientAddr !== undefined) a["client.address"] = clientAddr;
-      a["client.port"] = a[`${client}.port`];
-      if (serverAddr !== undefined) a["server.address"] = serverAddr;
-      a["server.port"] = a[`${server}.port`];
-    }
-  }
-
-  set(a, "netflow.flow.bytes", flow.bytes);
-  set(a, "netflow.flow.packets", flow.packets);
-  set(a, "netflow.flow.first_switched", flow.firstSwitched);
-  set(a, "netflow.flow.last_switched", flow.lastSwitched);
-  if (flow.firstSwitched !== undefined && flow.lastSwitched !== undefined) {
-    a["netflow.flow.duration_ms"] = (flow.lastSwitched - flow.firstSwitched) | 0;
-  } else if (flow.startMs !== undefined && flow.endMs !== undefined) {
-    // Absolute times can be anything an exporter writes (up to 2^64 ms): an impossible span has no duration.
-    const d = Math.round(flow.endMs - flow.startMs);
-    if (Number.isSafeInteger(d)) a["netflow.flow.duration_ms"] = d;
-  }
-  set(a, "netflow.nexthop", flow.nextHop);
-  set(a, "netflow.interface.input", flow.inputIf);
-  set(a, "netflow.interface.output", flow.outputIf);
-  set(a, "netflow.tos", flow.tos);
-  if (flow.tcpFlags !== undefined) {
-    a["netflow.tcp_flags"] = flow.tcpFlags;
-    a["netflow.tcp_flags.names"] = tcpFlagNames(flow.tcpFlags);
-  }
-  set(a, "netflow.src_as", flow.srcAs);
-  set(a, "netflow.dst_as", flow.dstAs);
-  set(a, "netflow.src_mask", flow.srcMask);
-  set(a, "netflow.dst_mask", flow.dstMask);
-  if (flow.direction === 0 || flow.direction === 1) {
-    a["netflow.flow.direction"] = flow.direction === 0 ? "ingress" : "egress";
-  }
-  const interval = flow.samplingInterval;
-  if (interval !== undefined && interval > 0) {
-    a["netflow.sampling.interval"] = interval;
-    if (interval > 1) {
-      if (flow.bytes !== undefined) a["netflow.flow.bytes.estimated"] = estimate(flow.bytes, interval);
-      if (flow.packets !== undefined) a["netflow.flow.packets.estimated"] = estimate(flow.packets, interval);
-    }
-  }
-  if (flow.srcAddr !== undefined && flow.dstAddr !== undefined && proto !== undefined) {
-    // ICMP: the type and code stand in for the ports (Community ID spec).
-    const icmp = isIcmp(proto);
-    const sp = icmp ? icmpType : ports ? flow.srcPort : undefined;
-    const dp = icmp ? icmpCode : ports ? flow.dstPort : undefined;
-    const id = communityId(flow.srcAddr, flow.dstAddr, proto, sp, dp);
-    if (id) a["netflow.community_id"] = id;
-  }
+  objectSink.a = {};
+  writeSpecAttributes(flow, index, version, objectSink);
+  const a = objectSink.a;
   const maxCount = limit ? limit.maxCount : Infinity;
   // Extras that surely fit: counting keys costs, so the exact count is taken only once this runs out (never,
   // for records under the default limit).
@@ -172,13 +265,17 @@ export function flowAttributes(
           count++;
         }
       }
-      const v = extra[k];
-      // Only decoded elements (variable-length strings, unknown fields as hex) can be long.
-      a[k] = typeof v === "string" && v.length * 3 > maxValueBytes ? truncateUtf8(v, maxValueBytes) : v;
+      a[k] = extraValue(extra[k], maxValueBytes);
     }
   }
   if (limit) limit.dropped = dropped;
   return a;
+}
+
+/** A further element's value as an attribute: strings cut to `maxValueBytes` of UTF-8. */
+export function extraValue(v: FieldValue, maxValueBytes: number): FieldValue {
+  // Only decoded elements (variable-length strings, unknown fields as hex) can be long.
+  return typeof v === "string" && v.length * 3 > maxValueBytes ? truncateUtf8(v, maxValueBytes) : v;
 }
 
 /**

@@ -17,7 +17,7 @@ import {
 } from "./export_counters.ts";
 import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
-import { planTrace, SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
+import { SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
 import { Spool } from "./spool.ts";
 import { createTracing, type TracingOptions } from "./tracer.ts";
 
@@ -155,7 +155,7 @@ export class OtlpSpanSink implements TraceSink {
     this.heldByExporter.set(key, (this.heldByExporter.get(key) ?? 0) + spans);
     this.writing = key;
     this.writingFrom = this.encoder.spanCount;
-    this.encoder.write(planTrace(packet, this.options));
+    this.encoder.writePacket(packet, this.options);
     this.credit();
     this.writing = undefined;
   }

@@ -65,38 +65,85 @@ export function hrTime(ms: number): HrTime {
 /** Span length for a packet without flows: a short span at its export time. */
 const EMPTY_PACKET_SPAN_MS = 1;
 
-/** Times and attributes of every span of `packet`'s trace. */
-export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): TracePlan {
-  const n = packet.flows.length;
-  const flows: TracePlan["flows"] = new Array(n);
-  const receiveMode = options.spanTime === "receive";
-  const maxCount = options.attributeCountLimit ?? Infinity;
-  const limit: AttributeCountLimit = { maxCount, dropped: 0 };
+/** The span times of one packet's trace, in reusable arrays (epoch ms; index = flow index). */
+export class SpanTimes {
+  starts = new Float64Array(64);
+  ends = new Float64Array(64);
+  /** 1 where `netflow.flow.time_adjusted` is set. */
+  adjusted = new Uint8Array(64);
+  /** `netflow.export` and `netflow.process_flows`: they enclose every flow. */
+  startMs = 0;
+  endMs = 0;
+
+  reserve(n: number): void {
+    if (n <= this.starts.length) return;
+    const size = Math.max(n, this.starts.length * 2);
+    this.starts = new Float64Array(size);
+    this.ends = new Float64Array(size);
+    this.adjusted = new Uint8Array(size);
+  }
+}
+
+/** Fills `out` with the times of every span of `packet`'s trace (SPEC §2). */
+export function packetSpanTimes(packet: ExportPacket, receiveMode: boolean, out: SpanTimes): void {
+  const flows = packet.flows, n = flows.length;
+  out.reserve(n);
+  const starts = out.starts, ends = out.ends, adjusted = out.adjusted;
   let earliest = Infinity, latest = -Infinity;
   for (let i = 0; i < n; i++) {
-    const flow = packet.flows[i];
-    const t = flowTimes(flow, packet);
+    const t = flowTimes(flows[i], packet);
     let start = t.startMs, end = t.endMs;
     if (receiveMode) {
       start = packet.receivedAtMs - (end - start);
       end = packet.receivedAtMs;
     }
-    // time_adjusted is set last but is a SPEC attribute: keep room for it.
-    limit.maxCount = t.adjusted ? maxCount - 1 : maxCount;
-    const attributes = flowAttributes(flow, i, packet.version, options.attributeValueLengthLimit, limit);
-    if (t.adjusted) attributes["netflow.flow.time_adjusted"] = true;
-    flows[i] = { startMs: start, endMs: end, attributes, droppedAttributes: limit.dropped };
+    starts[i] = start;
+    ends[i] = end;
+    adjusted[i] = t.adjusted ? 1 : 0;
     if (start < earliest) earliest = start;
     if (end > latest) latest = end;
   }
   // The export time only where the wire can carry it (an unset exporter clock sends 0); the min/max below
   // then make both parents enclose every flow, since flowTimes() keeps flow times within the same bounds.
   const reference = receiveMode ? packet.receivedAtMs : referenceTimeMs(packet);
+  out.startMs = n === 0 ? reference : Math.min(earliest, reference);
+  out.endMs = n === 0 ? reference + EMPTY_PACKET_SPAN_MS : Math.max(latest, reference);
+}
+
+const planTimes = new SpanTimes();
+
+/** Times and attributes of every span of `packet`'s trace. */
+export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): TracePlan {
+  const n = packet.flows.length;
+  const flows: TracePlan["flows"] = new Array(n);
+  const times = planTimes;
+  packetSpanTimes(packet, options.spanTime === "receive", times);
+  const maxCount = options.attributeCountLimit ?? Infinity;
+  const limit: AttributeCountLimit = { maxCount, dropped: 0 };
+  for (let i = 0; i < n; i++) {
+    const adjusted = times.adjusted[i] === 1;
+    // time_adjusted is set last but is a SPEC attribute: keep room for it.
+    limit.maxCount = adjusted ? maxCount - 1 : maxCount;
+    const attributes = flowAttributes(
+      packet.flows[i],
+      i,
+      packet.version,
+      options.attributeValueLengthLimit,
+      limit,
+    );
+    if (adjusted) attributes["netflow.flow.time_adjusted"] = true;
+    flows[i] = {
+      startMs: times.starts[i],
+      endMs: times.ends[i],
+      attributes,
+      droppedAttributes: limit.dropped,
+    };
+  }
   const attributes = exportAttributes(packet, options.collectorHost, options.collectorPort);
   if (packet.error) attributes["error.type"] = packet.error.kind;
   return {
-    startMs: n === 0 ? reference : Math.min(earliest, reference),
-    endMs: n === 0 ? reference + EMPTY_PACKET_SPAN_MS : Math.max(latest, reference),
+    startMs: times.startMs,
+    endMs: times.endMs,
     exportAttributes: attributes,
     error: packet.error,
     flows,
