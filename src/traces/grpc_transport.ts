@@ -99,10 +99,10 @@ export class GrpcTransport implements Transport {
   send(data: Uint8Array, timeoutMs: number): Promise<SendOutcome> {
     const compressed = this.options.compression === "gzip";
     const message = compressed ? gzipSync(data) : data;
-    const frame = new Uint8Array(5 + message.length);
-    frame[0] = compressed ? 1 : 0;
-    new DataView(frame.buffer).setUint32(1, message.length);
-    frame.set(message, 5);
+    // The 5-byte gRPC message header goes out as its own write: the message is not copied.
+    const prefix = new Uint8Array(5);
+    prefix[0] = compressed ? 1 : 0;
+    new DataView(prefix.buffer).setUint32(1, message.length);
     const networkFailure = (err: unknown): SendOutcome => {
       this.close();
       return { kind: "retry", problem: { message: describeNetworkError(err, this.host, this.tls) } };
@@ -194,7 +194,8 @@ export class GrpcTransport implements Transport {
           });
         }
       });
-      stream.end(frame);
+      stream.write(prefix);
+      stream.end(message);
     });
   }
 }
