@@ -221,12 +221,13 @@ class Writer {
 
   /** As {@link stringAttribute}, a number (an integer as int64, else a double, as the general path). */
   numberAttribute(key: Uint8Array, v: number): void {
-    if (!(v >= 0 && v <= Number.MAX_SAFE_INTEGER && Math.floor(v) === v)) {
+    // Nearly every SPEC number is a uint32 (ports, counters, interfaces): its varint is written here.
+    if ((v >>> 0) !== v) {
       this.keyValue(SPAN_ATTRIBUTE_TAG, key, v);
       return;
     }
     const kl = key.length;
-    const size = v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : varintSize(v);
+    const size = v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : v < 0x1000_0000 ? 4 : 5;
     this.ensure(FAST_ATTRIBUTE_MAX);
     const b = this.buf;
     let p = this.pos;
@@ -235,13 +236,12 @@ class Writer {
     for (let i = 0; i < kl; i++) b[p++] = key[i];
     b[p++] = 1 + size;
     b[p++] = 0x18;
-    if (size === 1) {
-      b[p++] = v;
-      this.pos = p;
-      return;
+    while (v >= 0x80) {
+      b[p++] = (v & 0x7f) | 0x80;
+      v >>>= 7;
     }
+    b[p++] = v;
     this.pos = p;
-    this.varint(v);
   }
 
   /** One KeyValue (tag `tag`), any value: the general path every attribute writer agrees with. */
