@@ -40,8 +40,11 @@ export function uptimeDelta(later: number, earlier: number): number {
   return (later - earlier) | 0;
 }
 
-/** Absolute start/end of `flow`, from the exporter's own clock, checked for plausibility. */
-export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
+/**
+ * Absolute start/end of `flow`, from the exporter's own clock, checked for plausibility. Written into `out`
+ * when given (the span writers reuse one object per packet) and returned.
+ */
+export function flowTimes(flow: Flow, packet: ExportPacket, out?: FlowTimes): FlowTimes {
   const reference = referenceTimeMs(packet);
   let start: number | undefined = flow.startMs;
   let end: number | undefined = flow.endMs;
@@ -52,16 +55,11 @@ export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
     end = fromUptime(flow.lastSwitched, flow, packet);
   }
   let adjusted = false;
-  // The wire bounds matter near the ends of the range, where the window around the reference reaches past
-  // them; they also reject NaN and ±Infinity.
-  const plausible = (t: number | undefined): t is number =>
-    t !== undefined && t > 0 && t <= MAX_WIRE_TIME_MS && t <= reference + FUTURE_SLACK_MS &&
-    t >= reference - MAX_AGE_MS;
-  if (!plausible(start)) {
+  if (!plausible(start, reference)) {
     adjusted = start !== undefined;
     start = packet.receivedAtMs;
   }
-  if (!plausible(end)) {
+  if (!plausible(end, reference)) {
     adjusted ||= end !== undefined;
     end = packet.receivedAtMs;
   }
@@ -69,7 +67,16 @@ export function flowTimes(flow: Flow, packet: ExportPacket): FlowTimes {
     end = start;
     adjusted = true;
   }
-  return { startMs: start, endMs: end, adjusted };
+  if (!out) return { startMs: start, endMs: end, adjusted };
+  out.startMs = start;
+  out.endMs = end;
+  out.adjusted = adjusted;
+  return out;
+}
+
+function plausible(t: number | undefined, reference: number): t is number {
+  return t !== undefined && t > 0 && t <= MAX_WIRE_TIME_MS && t <= reference + FUTURE_SLACK_MS &&
+    t >= reference - MAX_AGE_MS;
 }
 
 function fromUptime(uptimeMs: number, flow: Flow, packet: ExportPacket): number | undefined {

@@ -14,7 +14,7 @@ import {
   trace,
   type Tracer,
 } from "@opentelemetry/api";
-import { flowTimes, referenceTimeMs, wireTimeMs } from "../netflow/time.ts";
+import { type FlowTimes, flowTimes, referenceTimeMs, wireTimeMs } from "../netflow/time.ts";
 import type { DecodeError, ExportPacket } from "../netflow/types.ts";
 import { type AttributeCountLimit, type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
 
@@ -84,6 +84,8 @@ export class SpanTimes {
   }
 }
 
+const scratchTimes: FlowTimes = { startMs: 0, endMs: 0, adjusted: false };
+
 /** Fills `out` with the times of every span of `packet`'s trace (SPEC §2). */
 export function packetSpanTimes(packet: ExportPacket, receiveMode: boolean, out: SpanTimes): void {
   const flows = packet.flows, n = flows.length;
@@ -91,7 +93,7 @@ export function packetSpanTimes(packet: ExportPacket, receiveMode: boolean, out:
   const starts = out.starts, ends = out.ends, adjusted = out.adjusted;
   let earliest = Infinity, latest = -Infinity;
   for (let i = 0; i < n; i++) {
-    const t = flowTimes(flows[i], packet);
+    const t = flowTimes(flows[i], packet, scratchTimes);
     let start = t.startMs, end = t.endMs;
     if (receiveMode) {
       start = packet.receivedAtMs - (end - start);
