@@ -7,7 +7,7 @@
  *                       [--collectors deno,sdk] [--collector "cmd args…"]
  *
  * --collectors: run in turn for each protocol and rate (a fresh receiver for each):
- *   deno      the product from source on Deno (deno run main.ts)
+ *   deno      the product from source on Deno, as `deno task start` runs it (its V8 flags included)
  *   bun       the product from source on Bun (bun main.ts; `BUN` or bun on PATH, else npx bun@BUN_VERSION)
  *   sdk       the SDK path on Deno; sdk-bun: the SDK path on Bun. It decodes NetFlow v5 only: skipped for
  *             --version 9/10.
@@ -24,7 +24,7 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import process from "node:process";
-import { bunCommand } from "../scripts/build.ts";
+import { bunCommand, DENO_V8_FLAGS } from "../scripts/build.ts";
 
 const { values } = parseArgs({
   options: {
@@ -56,7 +56,7 @@ if (collectors.some((c) => c.includes("bun"))) {
 }
 const perms = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
 const commands: Record<string, string[]> = {
-  deno: [deno, "run", ...perms, "main.ts"],
+  deno: [deno, "run", DENO_V8_FLAGS, ...perms, "main.ts"],
   bun: [bun, "main.ts"],
   sdk: [deno, "run", ...perms, "bench/sdk_collector.ts"],
   "sdk-bun": [bun, "bench/sdk_collector.ts"],

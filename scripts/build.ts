@@ -42,6 +42,12 @@ export const BUN_TARGETS: Record<string, string> = {
 };
 /** The permissions the collector needs, baked into the Deno binaries (same as `deno task start`). */
 const DENO_PERMISSIONS = ["--allow-net", "--allow-env", "--allow-read", "--allow-write", "--allow-sys"];
+/**
+ * V8 flags of every Deno run of the collector (the `start` task holds the same, a test checks): 2 MiB
+ * semi-spaces instead of 16 keep short-lived garbage (flows, request buffers) from inflating RSS: 120–128 MB
+ * instead of 141–143 MB at 100k flows/s, at no measurable CPU cost (docs/PERFORMANCE.md).
+ */
+export const DENO_V8_FLAGS = "--v8-flags=--max-semi-space-size=2";
 
 /** The command that runs bun: `$BUN`, else `bun` on PATH, else bun from the npm registry through npx. */
 export function bunCommand(): string[] {
@@ -85,6 +91,7 @@ export function buildCommand(runtime: "bun" | "deno", target: string, out: strin
     process.execPath,
     "compile",
     ...DENO_PERMISSIONS,
+    DENO_V8_FLAGS,
     "--unstable-net",
     "--target",
     DENO_TARGETS[target],

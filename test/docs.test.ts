@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import process from "node:process";
+import { DENO_V8_FLAGS } from "../scripts/build.ts";
 import { ENV_VARS, PRODUCT_VERSION } from "../src/config.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { planTrace } from "../src/traces/spans.ts";
@@ -273,4 +274,9 @@ Deno.test("README's TraceQL examples use span names and attributes the code emit
   for (const [, name, by] of text.matchAll(/name = "([^"]+)" \} \|[^\n]*? by \(span\.([a-z0-9_.]+)\)/g)) {
     assert.ok((name === "netflow.flow" ? FLOW_KEYS : EXPORT_KEYS).has(by), `${name} by ${by}`);
   }
+});
+
+Deno.test("`deno task start` runs with the V8 flags the Deno binaries are compiled with", () => {
+  const tasks = JSON.parse(readFileSync(join(ROOT, "deno.json"), "utf8")).tasks as Record<string, string>;
+  assert.ok(tasks.start.split(" ").includes(DENO_V8_FLAGS), tasks.start);
 });
