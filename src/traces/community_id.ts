@@ -228,13 +228,13 @@ function sha1Block(length: number): void {
   for (let i = 0; i < 16; i++) {
     W[i] = (m[4 * i] << 24) | (m[4 * i + 1] << 16) | (m[4 * i + 2] << 8) | m[4 * i + 3];
   }
+  for (let i = 16; i < 20; i++) {
+    const x = W[i - 3] ^ W[i - 8] ^ W[i - 14] ^ W[i - 16];
+    W[i] = (x << 1) | (x >>> 31);
+  }
   let a = 0x67452301, b = 0xefcdab89 | 0, c = 0x98badcfe | 0, d = 0x10325476, e = 0xc3d2e1f0 | 0;
-  // Four loops, one per round function (no branch per step); the schedule is extended as the rounds go.
+  // Four loops, one per round function (no branch per step); from round 20 on the schedule is extended as the rounds go.
   for (let i = 0; i < 20; i++) {
-    if (i >= 16) {
-      const x = W[i - 3] ^ W[i - 8] ^ W[i - 14] ^ W[i - 16];
-      W[i] = (x << 1) | (x >>> 31);
-    }
     const t = (((a << 5) | (a >>> 27)) + ((b & c) | (~b & d)) + e + 0x5a827999 + W[i]) | 0;
     e = d;
     d = c;
