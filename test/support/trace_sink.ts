@@ -18,6 +18,7 @@
  */
 import { cpuUsage } from "node:process";
 import { gunzipSync } from "node:zlib";
+import { encodeHeaderBlock } from "../../src/traces/hpack.ts";
 import { fromFileUrl } from "./paths.ts";
 
 /** What the sink saw. Only accepted requests count towards spans and traces. */
@@ -487,28 +488,9 @@ function u32(...values: number[]): Uint8Array {
   return out;
 }
 
-/** An HPACK integer with an `bits`-bit prefix, the prefix's high bits set to `high` (RFC 7541 §5.1). */
-function hpackInt(out: number[], high: number, bits: number, v: number): void {
-  const max = (1 << bits) - 1;
-  if (v < max) return void out.push(high | v);
-  out.push(high | max);
-  for (v -= max; v >= 0x80; v >>>= 7) out.push((v & 0x7f) | 0x80);
-  out.push(v);
-}
-
-/** A header block of literals without indexing, no Huffman; `:status: 200` is static index 8. */
+/** A response header block (the collector's own HPACK encoder: literals, no Huffman), `:status: 200` first. */
 function headerBlock(fields: [string, string][], status200 = true): Uint8Array {
-  const out: number[] = status200 ? [0x88] : [];
-  const enc = new TextEncoder();
-  for (const [name, value] of fields) {
-    const n = enc.encode(name), v = enc.encode(value);
-    out.push(0x00);
-    hpackInt(out, 0, 7, n.length);
-    out.push(...n);
-    hpackInt(out, 0, 7, v.length);
-    out.push(...v);
-  }
-  return new Uint8Array(out);
+  return encodeHeaderBlock(status200 ? [[":status", "200"], ...fields] : fields);
 }
 
 const CONTENT_TYPE: [string, string] = ["content-type", "application/grpc"];
