@@ -250,15 +250,18 @@ Deno.test("spool: over its bound the oldest whole packets go; damaged and foreig
   // Each file is 32 + 4 bytes: room for four.
   const { d, counters: c } = delivery(down, log, { spool: { store: new Spool(dir), maxBytes: 4 * 36 } });
   d.restore();
-  add(d, c, 1); // fails at once, then is the probe in flight (slow): never evicted
+  add(d, c, 1); // fails at once, then is the probe in flight (slow)
   await until(() => down.attempts.length === 2);
   add(d, c, 2, 10, 8, false, true);
   add(d, c, 3, 10, 8, true); // continues packet of 2
   add(d, c, 4);
-  add(d, c, 5); // over the bound: 2 and 3 go together
+  add(d, c, 5); // over the bound: 1 goes, although in flight (the oldest, whatever its state)
+  assert.equal(c.spansDropped, 0, "an evicted request in flight counts as dropped when its answer fails");
+  assert.ok(lines.some((l) => /WARNING spool full: dropped the oldest batches/.test(l)));
+  add(d, c, 6); // over the bound: 2 and 3 go together
   assert.equal(c.spansDropped, 20);
   assert.equal(c.flowsDropped, 16);
-  assert.ok(lines.some((l) => /WARNING spool full: dropped the oldest batches/.test(l)));
+  await until(() => c.spansDropped === 30); // the probe's answer: refused
   assert.equal(c.spansQueued, c.spansExported + c.spansFailed + c.spansDropped + c.spansHeld);
   await d.drain(Date.now());
 
@@ -269,7 +272,7 @@ Deno.test("spool: over its bound the oldest whole packets go; damaged and foreig
   const after = delivery(up, log, { spool: { store: new Spool(dir), maxBytes: 1 << 30 }, concurrency: 1 });
   after.d.restore();
   await until(() => after.counters.spansExported === 30);
-  assert.deepEqual(up.attempts.map((a) => a.body[0]), [1, 4, 5]);
+  assert.deepEqual(up.attempts.map((a) => a.body[0]), [4, 5, 6]);
   assert.ok(lines.some((l) => /WARNING spool: skipping.*file=0000000000000000\.otlp.*bad magic/.test(l)));
   assert.ok(lines.some((l) => /WARNING spool: skipping.*file=notes\.txt/.test(l)));
   assert.deepEqual(readdirSync(dir).sort(), ["0000000000000000.otlp", "notes.txt"]);

@@ -8,7 +8,8 @@
  *   Only a request the backend calls malformed (HTTP 400, gRPC INVALID_ARGUMENT) is dropped at once.
  * - While the backend fails, one request probes at a time; the first success restores full concurrency.
  * - With a spool, every request is on disk before its first send and deleted once accepted; when the spool
- *   is full, the oldest whole packets go (counted). Without one, the sink refuses new packets when the
+ *   is full, the oldest whole packets go (counted), strictly oldest first: a request in flight leaves the
+ *   spool too, and counts as dropped unless its answer is a success. Without one, the sink refuses new packets when the
  *   queue is full (the newest are dropped, whole), so a trace is never cut by the bound.
  * - Trouble is logged at once and then at most once a minute; recovery once (see {@link ExportMonitor}).
  */
@@ -31,6 +32,8 @@ interface Batch {
   spool?: SpoolEntry;
   /** Called once when the request is done with (accepted, failed, evicted or lost). */
   done?: () => void;
+  /** Evicted from the spool while in flight: dropped when its answer is not a success. */
+  evicted?: boolean;
 }
 
 export interface DeliveryOptions {
@@ -64,7 +67,10 @@ const FAILING_LOG_INTERVAL_MS = 60_000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export class Delivery {
+  /** Waiting requests, in sending order (seq). */
   private readonly queue: Batch[] = [];
+  /** Requests in flight and not evicted, in the order they were sent. */
+  private readonly sending: Batch[] = [];
   private inFlight = 0;
   private seq = 0;
   private resumeAt = 0;
@@ -208,43 +214,56 @@ export class Delivery {
   }
 
   /**
-   * Spool over its bound: the oldest waiting packets go, whole. A unit of eviction runs from a batch that
-   * begins a packet to the first that ends on a packet boundary, all of it waiting (none in flight or
-   * delivered), so no trace loses part of its spans; requests in flight are not evicted.
+   * Spool over its bound: the oldest packets go, whole. A unit of eviction runs from a batch that begins a
+   * packet to the first that ends on a packet boundary, with consecutive sequence numbers (none delivered),
+   * so no trace loses part of its spans. Requests in flight are evicted like waiting ones, so what is kept
+   * is always the newest: otherwise a probe retried through a long outage would outlive everything after it.
    */
   private evict(maxBytes: number): void {
     const store = this.options.spool!.store;
-    const c = this.options.counters;
     let evicted = 0, batches = 0;
-    let i = 0;
-    while (store.bytes > maxBytes && i < this.queue.length) {
-      const end = this.packetRunEnd(i);
-      if (end < 0) {
-        i++;
-        continue;
-      }
-      for (const b of this.queue.splice(i, end - i + 1)) {
+    while (store.bytes > maxBytes) {
+      const run = this.oldestPacketRun();
+      if (!run) break;
+      for (const b of run) {
         if (b.spool) store.remove(b.spool);
-        c.spansDropped += b.spans;
-        c.flowsDropped += b.flows;
+        b.spool = undefined;
         evicted += b.spans;
         batches++;
-        this.unhold(b);
+        const waiting = this.queue.indexOf(b);
+        if (waiting >= 0) {
+          this.queue.splice(waiting, 1);
+          this.drop(b);
+        } else {
+          this.sending.splice(this.sending.indexOf(b), 1);
+          b.evicted = true;
+        }
       }
     }
     if (batches) this.monitor.evicted(store.dir, batches, evicted, maxBytes);
   }
 
-  /** The index of the last batch of the whole-packet run that starts at queue[i], or −1 if there is none. */
-  private packetRunEnd(i: number): number {
-    const q = this.queue;
-    if (q[i].continued) return -1;
-    let j = i;
-    while (q[j].endsInside) {
-      if (j + 1 >= q.length || q[j + 1].seq !== q[j].seq + 1) return -1;
-      j++;
+  /** The oldest whole-packet run of held requests (waiting or in flight), in sequence order. */
+  private oldestPacketRun(): Batch[] | undefined {
+    // Requests in flight are few (the concurrency), so merging them into the queue's order is cheap.
+    const held = this.sending.length
+      ? [...this.sending, ...this.queue].sort((a, b) => a.seq - b.seq)
+      : this.queue;
+    for (let i = 0; i < held.length; i++) {
+      if (held[i].continued) continue;
+      let j = i;
+      while (held[j].endsInside && j + 1 < held.length && held[j + 1].seq === held[j].seq + 1) j++;
+      if (!held[j].endsInside) return held.slice(i, j + 1);
+      i = j;
     }
-    return j;
+    return undefined;
+  }
+
+  private drop(b: Batch): void {
+    const c = this.options.counters;
+    c.spansDropped += b.spans;
+    c.flowsDropped += b.flows;
+    this.unhold(b);
   }
 
   private pump(): void {
@@ -276,6 +295,7 @@ export class Delivery {
       body = read;
     }
     this.inFlight++;
+    this.sending.push(b);
     this.options.transport.send(body, this.options.timeoutMs).then(
       (outcome) => this.settle(b, outcome),
       (err) => this.settle(b, { kind: "retry", problem: { message: String(err) } }),
@@ -284,18 +304,18 @@ export class Delivery {
 
   private settle(b: Batch, outcome: SendOutcome): void {
     this.inFlight--;
+    if (!b.evicted) this.sending.splice(this.sending.indexOf(b), 1);
     const c = this.options.counters;
-    if (outcome.kind === "retry") {
+    if (outcome.kind === "retry" && b.evicted) {
+      if (!this.closed) this.recordFailure(outcome);
+      this.drop(b);
+    } else if (outcome.kind === "retry") {
       if (this.closed) {
         // Answered after the shutdown deadline: a spooled request waits for the next start.
         if (!b.spool) this.settleLost(b);
         return;
       }
-      c.exportFailures++;
-      c.exportRetries++;
-      c.lastExportError = outcome.problem.message;
-      const delay = this.monitor.failed(outcome.problem, c.spansHeld, c.spansDropped, outcome.retryAfterMs);
-      this.resumeAt = Math.max(this.resumeAt, this.now() + delay);
+      this.recordFailure(outcome);
       // Back in sending order; the bytes stay in memory only if they were.
       let i = this.queue.length;
       while (i > 0 && this.queue[i - 1].seq > b.seq) i--;
@@ -321,6 +341,15 @@ export class Delivery {
       this.unhold(b);
     }
     this.pump();
+  }
+
+  private recordFailure(outcome: Extract<SendOutcome, { kind: "retry" }>): void {
+    const c = this.options.counters;
+    c.exportFailures++;
+    c.exportRetries++;
+    c.lastExportError = outcome.problem.message;
+    const delay = this.monitor.failed(outcome.problem, c.spansHeld, c.spansDropped, outcome.retryAfterMs);
+    this.resumeAt = Math.max(this.resumeAt, this.now() + delay);
   }
 }
 
