@@ -5,11 +5,14 @@
  *   spans    decoded flows → finished SDK spans (SpanBuilder + the SDK Tracer, no export)
  *   encode   finished spans → OTLP protobuf bytes (the exporter's own serializer)
  *   direct   decoded flows → OTLP protobuf bytes without SDK span objects (what the collector runs)
+ *   gzip     one such request compressed (OTEL_EXPORTER_OTLP_COMPRESSION=gzip), per flow it holds, at zlib
+ *            level 1 and at node:zlib's default (6); the compression ratio is printed beside
  *
  * Prints a table and, last, one JSON line with the same figures.
  */
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
+import { constants, gzipSync } from "node:zlib";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { planTrace, SpanBuilder } from "../src/traces/spans.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
@@ -162,6 +165,14 @@ const builder = new SpanBuilder(provider.getTracer("bench"), {
     for (const p of packets) encoder.writePacket(p, options);
     encoder.takeRequest();
   });
+  for (const p of packets) encoder.writePacket(p, options);
+  const request = encoder.takeRequest()!.body;
+  for (const level of [1, constants.Z_DEFAULT_COMPRESSION]) {
+    const ratio = (request.length / gzipSync(request, { level }).length).toFixed(1);
+    measure(`gzip level ${level < 0 ? 6 : level} (${ratio}:1)`, flowsPer, () => {
+      gzipSync(request, { level });
+    });
+  }
   const batch = finished.slice(0, 1024);
   measure("encode OTLP protobuf", batch.length, () => {
     ProtobufTraceSerializer.serializeRequest(batch);

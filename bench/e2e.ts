@@ -4,7 +4,7 @@
  * OpenTelemetry SDK) as the baseline.
  *
  *   deno task bench:e2e [--rates 10000,50000,100000] [--seconds 10] [--protocols http,grpc] [--version 5]
- *                       [--collectors deno,sdk] [--collector "cmd args…"]
+ *                       [--collectors deno,sdk] [--collector "cmd args…"] [--compression gzip]
  *
  * --collectors: run in turn for each protocol and rate (a fresh receiver for each):
  *   deno      the product from source on Deno, as `deno task start` runs it (its V8 flags included)
@@ -13,6 +13,8 @@
  *             --version 9/10.
  *   custom    the command of --collector (e.g. a compiled binary, dist/netflow2traces-bun-linux-x64); with
  *             --collector the default is `custom,sdk`.
+ * --compression: OTEL_EXPORTER_OTLP_COMPRESSION for the product's collectors (none by default; the SDK path
+ *             always sends uncompressed).
  *
  * For each protocol, offered rate (flows/s) and collector: flows offered, flows that arrived as spans, datagram
  * loss (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or
@@ -34,6 +36,7 @@ const { values } = parseArgs({
     version: { type: "string", default: "5" },
     collectors: { type: "string" },
     collector: { type: "string" },
+    compression: { type: "string", default: "none" },
   },
 });
 const rates = values.rates!.split(",").map(Number);
@@ -149,6 +152,7 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${rport}`,
     OTEL_EXPORTER_OTLP_PROTOCOL: protocol === "http" ? "http/protobuf" : "grpc",
     OTEL_BSP_SCHEDULE_DELAY: "200",
+    OTEL_EXPORTER_OTLP_COMPRESSION: values.compression!,
     NETFLOW_STATS_INTERVAL: "0",
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "/tmp",

@@ -9,12 +9,12 @@
 import { Buffer } from "node:buffer";
 import { readFileSync } from "node:fs";
 import { isIP } from "node:net";
-import { gzipSync } from "node:zlib";
 import { type H2ConnectOptions, H2Error, type H2Response, H2Session } from "./h2_session.ts";
 import {
   CREDENTIALS_HINT,
   describeNetworkError,
   GRPC_STATUS_NAMES,
+  gzipRequest,
   parseGrpcRetryInfo,
   readPartialSuccess,
   type SendOutcome,
@@ -91,7 +91,7 @@ export class GrpcTransport implements Transport {
 
   async send(data: Uint8Array, timeoutMs: number): Promise<SendOutcome> {
     const compressed = this.options.compression === "gzip";
-    const message = compressed ? gzipSync(data) : data;
+    const message = compressed ? gzipRequest(data) : data;
     // The 5-byte gRPC message header is its own buffer: the message is sent from where it is, not copied.
     const prefix = new Uint8Array(5);
     prefix[0] = compressed ? 1 : 0;

@@ -7,11 +7,11 @@
 import http from "node:http";
 import https from "node:https";
 import { readFileSync } from "node:fs";
-import { gzipSync } from "node:zlib";
 import { Buffer } from "node:buffer";
 import {
   CREDENTIALS_HINT,
   describeNetworkError,
+  gzipRequest,
   parseRetryAfter,
   readPartialSuccess,
   type SendOutcome,
@@ -61,7 +61,7 @@ export class HttpTransport implements Transport {
   }
 
   send(data: Uint8Array, timeoutMs: number): Promise<SendOutcome> {
-    const body = this.options.compression === "gzip" ? gzipSync(data) : data;
+    const body = this.options.compression === "gzip" ? gzipRequest(data) : data;
     const host = this.url.host;
     return new Promise<SendOutcome>((resolve) => {
       let settled = false;

@@ -3,6 +3,7 @@
  * network and TLS errors read to a user. Retrying is not the transport's job: the delivery queue
  * (delivery.ts) decides when a batch goes again, so a retry is always the same bytes.
  */
+import { gzipSync } from "node:zlib";
 
 /** What became of one attempt to send a request. */
 export type SendOutcome =
@@ -28,6 +29,14 @@ export interface Transport {
 }
 
 /** gRPC status names (grpc/doc/statuscodes.md), for messages. */
+/**
+ * The request body as sent with OTEL_EXPORTER_OTLP_COMPRESSION=gzip. zlib level 1: per flow it costs about a
+ * fifth of level 6 (`deno task bench`, rows "gzip level …") and still shrinks the protobuf 8.7:1 against 11:1.
+ */
+export function gzipRequest(body: Uint8Array): Uint8Array {
+  return gzipSync(body, { level: 1 });
+}
+
 export const GRPC_STATUS_NAMES = [
   "OK",
   "CANCELLED",
