@@ -88,6 +88,8 @@ export type CliResult =
 export const SUBCOMMANDS: Record<string, string> = {
   send: "send test NetFlow v1/v5/v9/IPFIX packets",
   healthcheck: "query a running collector's /healthz (exit 0 when healthy)",
+  check: "send one test trace to the OTLP endpoint and say whether it was taken",
+  replay: "export the NetFlow/IPFIX datagrams of a pcap/pcapng file as traces",
 };
 
 /** Defaults, tuned for flow volume where the OpenTelemetry defaults would drop spans. */

@@ -1,6 +1,6 @@
 /**
- * Subcommands of the binary besides the collector itself: `send` (synthetic NetFlow/IPFIX) and
- * `healthcheck`. Each is imported when it is used, so the collector's start-up loads neither, and a
+ * Subcommands of the binary besides the collector itself: `send` (synthetic NetFlow/IPFIX), `healthcheck`,
+ * `check` (one test trace to the OTLP endpoint) and `replay` (a capture file exported as traces). Each is imported when it is used, so the collector's start-up loads neither, and a
  * subcommand that fails to load fails alone.
  */
 import process from "node:process";
@@ -10,6 +10,8 @@ type Runner = (args: string[]) => Promise<number>;
 const SUBCOMMANDS: Record<string, () => Promise<Runner>> = {
   send: async () => (await import("./send.ts")).runSend,
   healthcheck: async () => (await import("./healthcheck.ts")).runHealthcheck,
+  check: async () => (await import("./check.ts")).runCheck,
+  replay: async () => (await import("./replay.ts")).runReplay,
 };
 
 /** Names of the subcommands, for help texts. */
