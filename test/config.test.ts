@@ -449,6 +449,17 @@ Deno.test("sampling: a default rate and the most specific per-exporter override"
   assert.equal(run({ NETFLOW_SAMPLING_RATE: "1" }).samplingDefault, 1);
 });
 
+Deno.test("the configuration is plain data: it survives structuredClone (the pipeline Worker gets it so)", () => {
+  const c = run({
+    NETFLOW_ALLOWED_EXPORTERS: "10.0.0.0/8",
+    NETFLOW_SAMPLING_RATE: "100,10.0.0.0/8=1000",
+    NETFLOW_HTTP_LISTEN: ":9464",
+    OTEL_EXPORTER_OTLP_HEADERS: "a=b",
+  });
+  assert.deepEqual(structuredClone(c), c);
+  assert.deepEqual(c.allowedExporters, ["10.0.0.0/8"]);
+});
+
 Deno.test("allowed exporters: comma-separated IPv4/IPv6 CIDRs and bare addresses", () => {
   const c = run({ NETFLOW_ALLOWED_EXPORTERS: "10.0.0.0/8, 192.0.2.1 ,2001:db8::/32" });
   const set = exporterAllowList(c.allowedExporters)!;
