@@ -113,6 +113,13 @@ export function countLost(c: ExportCounters, spans: number, flows: number): void
   c.flowsFailed += flows;
 }
 
+/** A failed attempt that will be retried: the spans stay held, no column changes. */
+export function countRetry(c: ExportCounters, error: string): void {
+  c.exportFailures++;
+  c.exportRetries++;
+  c.lastExportError = error;
+}
+
 /** Spans answered by the backend (or given up on): no longer held. Their column: {@link countExportResult}. */
 export function countReleased(c: ExportCounters, spans: number, flows: number): void {
   c.spansHeld -= spans;

@@ -20,6 +20,7 @@ import {
   countLost,
   countReleased,
   countRestored,
+  countRetry,
   type ExportCounters,
 } from "../counters.ts";
 import { type ExportStatus, initialExportStatus } from "./export_status.ts";
@@ -337,9 +338,7 @@ export class Delivery {
 
   private recordFailure(outcome: Extract<SendOutcome, { kind: "retry" }>): void {
     const c = this.options.counters;
-    c.exportFailures++;
-    c.exportRetries++;
-    c.lastExportError = outcome.problem.message;
+    countRetry(c, outcome.problem.message);
     const delay = this.monitor.failed(outcome.problem, c.spansHeld, c.spansDropped, outcome.retryAfterMs);
     this.resumeAt = Math.max(this.resumeAt, this.now() + delay);
   }
