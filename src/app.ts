@@ -16,10 +16,12 @@ import {
 } from "./pipeline_protocol.ts";
 import {
   type ExportCounters,
-  type ExportStatus,
-  initialExportStatus,
+  type IngestCounters,
   zeroExportCounters,
-} from "./traces/export_counters.ts";
+  zeroIngestCounters,
+} from "./counters.ts";
+import { exporterAllowList } from "./exporter_rules.ts";
+import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
@@ -35,17 +37,6 @@ const SHUTDOWN_DRAIN_MS = 100;
 /** A partly filled batch goes to the Worker after this long, so quiet exporters are not delayed. */
 const BATCH_LINGER_MS = 2;
 
-export interface IngestCounters {
-  datagrams: number;
-  bytes: number;
-  flows: number;
-  /** Datagrams from sources outside NETFLOW_ALLOWED_EXPORTERS. */
-  rejected: number;
-  /** Decode errors by kind (`truncated`, `unknown_version`, …). */
-  errors: Record<string, number>;
-  sequenceLost: number;
-}
-
 export interface Collector {
   /** The bound listen address. */
   host: string;
@@ -58,14 +49,7 @@ export interface Collector {
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
   const source = await openDatagramSource(config.listenHost, config.listenPort);
-  const ingest: IngestCounters = {
-    datagrams: 0,
-    bytes: 0,
-    flows: 0,
-    rejected: 0,
-    errors: {},
-    sequenceLost: 0,
-  };
+  const ingest = zeroIngestCounters();
   // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
   const exported: ExportCounters = zeroExportCounters();
   const decoderStats = { ...new TemplateDecoder({}).stats };
@@ -114,7 +98,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     send({ type: "batch", buffer, count }, [buffer]);
   };
 
-  const allowed = config.allowedExporters;
+  const allowed = exporterAllowList(config.allowedExporters);
   const receiving = source.run((data, address, port) => {
     if (allowed && !allowed.contains(address)) {
       ingest.rejected++;

@@ -11,9 +11,9 @@
  * await startHttpServer(host, port, { metrics: () => prometheusText(sources), healthy: () => health.healthy() });
  * ```
  */
-import type { IngestCounters } from "./app.ts";
+import type { ExportCounters, IngestCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
-import type { ExportCounters, ExportStatus } from "./traces/export_counters.ts";
+import type { ExportStatus } from "./traces/export_status.ts";
 
 export interface MetricsSources {
   ingest: IngestCounters;

@@ -4,12 +4,13 @@
  * thread that reads the socket never waits on it; its settings are therefore plain, cloneable data.
  */
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
-import { CidrMap } from "./cidr.ts";
 import { type Logger, rateLimited, type RateLimitedLogger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 import { createTraceSink, type TraceSink } from "./traces/sink.ts";
-import type { DecodeCounters, PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
+import type { PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
+import { zeroDecodeCounters } from "./counters.ts";
+import { samplingOverrideLookup } from "./exporter_rules.ts";
 
 /** How often data waiting for its template is checked for expiry. */
 const EXPIRE_INTERVAL_MS = 1_000;
@@ -24,20 +25,17 @@ const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
 export class Pipeline {
   private readonly decoder: NetflowDecoder;
   private readonly sink: TraceSink;
-  private readonly counters: DecodeCounters = { flows: 0, errors: {}, sequenceLost: 0 };
+  private readonly counters = zeroDecodeCounters();
   private readonly templateWaitLogged = new Map<string, number>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
 
   constructor(private readonly settings: PipelineSettings, private readonly log: Logger) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
-    const overrides = new CidrMap(
-      settings.samplingOverrides.map((o) => [o.cidr, o.rate] as [string, number]),
-    );
     this.decoder = new NetflowDecoder({
       unknownFields: settings.unknownFields,
       samplingDefault: settings.samplingDefault,
-      samplingOverride: overrides.size ? (address) => overrides.get(address) : undefined,
+      samplingOverride: samplingOverrideLookup(settings.samplingOverrides),
     });
     if (settings.templateCacheFile) this.restoreTemplates(settings.templateCacheFile);
     this.sink = createTraceSink(settings, log);

@@ -3,21 +3,15 @@
  * datagrams between them in one transferable buffer (no per-datagram message, no copy on transfer).
  */
 import type { Config } from "./config.ts";
+import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
-import type { ExportCounters, ExportStatus } from "./traces/export_counters.ts";
-import type { TracingOptions } from "./traces/tracer.ts";
+import type { ExportStatus } from "./traces/export_status.ts";
 
-/** Everything the pipeline needs from the configuration: plain data, so it can cross into a Worker. */
-export interface PipelineSettings extends TracingOptions {
-  logLevel: Config["logLevel"];
-  unknownFields: boolean;
-  samplingDefault?: number;
-  samplingOverrides: { cidr: string; rate: number }[];
-  templateCacheFile?: string;
-  spanTime: "flow" | "receive";
-  attributeValueLengthLimit?: number;
-  attributeCountLimit: number;
-  maxRequestBytes: number;
+/**
+ * Everything the pipeline needs: the configuration itself (plain data, so it crosses into the Worker as it
+ * is) and what start-up adds to it: the bound address (a span attribute) and the instrumentation scope.
+ */
+export interface PipelineSettings extends Config {
   collectorHost: string;
   collectorPort: number;
   scopeName: string;
@@ -30,44 +24,12 @@ export function pipelineSettings(
   scope: { name: string; version: string },
 ): PipelineSettings {
   return {
-    tracesExporter: config.tracesExporter,
-    protocol: config.protocol,
-    endpoint: config.endpoint,
-    headers: config.headers,
-    timeoutMs: config.timeoutMs,
-    compression: config.compression,
-    certificateFile: config.certificateFile,
-    clientKeyFile: config.clientKeyFile,
-    clientCertificateFile: config.clientCertificateFile,
-    insecure: config.insecure,
-    serviceName: config.serviceName,
-    serviceVersion: config.serviceVersion,
-    resourceAttributes: config.resourceAttributes,
-    bsp: config.bsp,
-    spoolDir: config.spoolDir,
-    spoolMaxBytes: config.spoolMaxBytes,
-    logLevel: config.logLevel,
-    unknownFields: config.unknownFields,
-    samplingDefault: config.samplingDefault,
-    samplingOverrides: config.samplingOverrides,
-    templateCacheFile: config.templateCacheFile,
-    spanTime: config.spanTime,
-    attributeValueLengthLimit: config.attributeValueLengthLimit,
-    attributeCountLimit: config.attributeCountLimit,
-    maxRequestBytes: config.maxRequestBytes,
+    ...config,
     collectorHost: config.listenHost,
     collectorPort,
     scopeName: scope.name,
     scopeVersion: scope.version,
   };
-}
-
-/** What the decoding side counts (the socket side counts datagrams, bytes and rejections). */
-export interface DecodeCounters {
-  flows: number;
-  /** Decode errors by kind (`truncated`, `unknown_version`, …). */
-  errors: Record<string, number>;
-  sequenceLost: number;
 }
 
 /** A point-in-time copy of the pipeline's counters, sent from the Worker to the socket side. */

@@ -14,6 +14,7 @@ import {
   tracesUrl,
 } from "../src/config.ts";
 import { EnvFileError, loadEnvFile, parseEnvFile } from "../src/env_file.ts";
+import { exporterAllowList, samplingOverrideLookup } from "../src/exporter_rules.ts";
 
 /** A fresh, empty working directory (so no stray .env is read). */
 function tempDir(files: Record<string, string> = {}): string {
@@ -74,7 +75,7 @@ Deno.test("every default, with nothing set", () => {
   assert.equal(c.allowedExporters, undefined);
   assert.equal(c.samplingDefault, undefined);
   assert.deepEqual(c.samplingOverrides, []);
-  assert.equal(c.samplingOverride("10.0.0.1"), undefined);
+  assert.equal(samplingOverrideLookup(c.samplingOverrides)?.("10.0.0.1"), undefined);
   assert.equal(c.httpListen, undefined);
   assert.equal(c.statsIntervalMs, 60_000);
   assert.deepEqual(c.warnings, []);
@@ -435,21 +436,33 @@ Deno.test("sampling: a default rate and the most specific per-exporter override"
     { cidr: "2001:db8::/32", rate: 50 },
     { cidr: "192.0.2.9/32", rate: 3 },
   ]);
-  assert.equal(c.samplingOverride("10.1.2.3"), 10);
-  assert.equal(c.samplingOverride("10.2.2.3"), 1000);
-  assert.equal(c.samplingOverride("::ffff:10.1.0.1"), 10);
-  assert.equal(c.samplingOverride("2001:db8::1"), 50);
-  assert.equal(c.samplingOverride("192.0.2.9"), 3);
-  assert.equal(c.samplingOverride("192.0.2.10"), undefined);
+  const override = samplingOverrideLookup(c.samplingOverrides)!;
+  assert.equal(override("10.1.2.3"), 10);
+  assert.equal(override("10.2.2.3"), 1000);
+  assert.equal(override("::ffff:10.1.0.1"), 10);
+  assert.equal(override("2001:db8::1"), 50);
+  assert.equal(override("192.0.2.9"), 3);
+  assert.equal(override("192.0.2.10"), undefined);
   const onlyOverrides = run({ NETFLOW_SAMPLING_RATE: "10.0.0.0/8=1000" });
   assert.equal(onlyOverrides.samplingDefault, undefined);
-  assert.equal(onlyOverrides.samplingOverride("10.0.0.1"), 1000);
+  assert.equal(samplingOverrideLookup(onlyOverrides.samplingOverrides)?.("10.0.0.1"), 1000);
   assert.equal(run({ NETFLOW_SAMPLING_RATE: "1" }).samplingDefault, 1);
+});
+
+Deno.test("the configuration is plain data: it survives structuredClone (the pipeline Worker gets it so)", () => {
+  const c = run({
+    NETFLOW_ALLOWED_EXPORTERS: "10.0.0.0/8",
+    NETFLOW_SAMPLING_RATE: "100,10.0.0.0/8=1000",
+    NETFLOW_HTTP_LISTEN: ":9464",
+    OTEL_EXPORTER_OTLP_HEADERS: "a=b",
+  });
+  assert.deepEqual(structuredClone(c), c);
+  assert.deepEqual(c.allowedExporters, ["10.0.0.0/8"]);
 });
 
 Deno.test("allowed exporters: comma-separated IPv4/IPv6 CIDRs and bare addresses", () => {
   const c = run({ NETFLOW_ALLOWED_EXPORTERS: "10.0.0.0/8, 192.0.2.1 ,2001:db8::/32" });
-  const set = c.allowedExporters!;
+  const set = exporterAllowList(c.allowedExporters)!;
   assert.ok(set.contains("10.9.9.9"));
   assert.ok(set.contains("192.0.2.1"));
   assert.ok(!set.contains("192.0.2.2"));

@@ -12,7 +12,7 @@ import { createLogger, type Logger } from "../src/log.ts";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { TrafficGenerator } from "../src/tools/traffic.ts";
 import { Delivery, RETRY_INITIAL_MS } from "../src/traces/delivery.ts";
-import { type ExportCounters, zeroExportCounters } from "../src/traces/export_counters.ts";
+import { type ExportCounters, zeroExportCounters } from "../src/counters.ts";
 import { type EncodedTraceRequest, OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
 import { planTrace } from "../src/traces/spans.ts";
 import { Spool } from "../src/traces/spool.ts";

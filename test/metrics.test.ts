@@ -8,7 +8,8 @@ import { DEFAULT_TEMPLATE_DECODER_OPTIONS, TemplateDecoder } from "../src/netflo
 import { encodeV5 } from "../src/tools/encode.ts";
 import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
-import { type ExportStatus, initialExportStatus, zeroExportCounters } from "../src/traces/export_counters.ts";
+import { zeroExportCounters } from "../src/counters.ts";
+import { type ExportStatus, initialExportStatus } from "../src/traces/export_status.ts";
 import { parseMetrics } from "./support/prometheus.ts";
 
 function sources(): MetricsSources {

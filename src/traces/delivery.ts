@@ -14,7 +14,16 @@
  * - Trouble is logged at once and then at most once a minute; recovery once (see {@link ExportMonitor}).
  */
 import type { Logger } from "../log.ts";
-import { type ExportCounters, type ExportStatus, initialExportStatus } from "./export_counters.ts";
+import {
+  countDropped,
+  countExportResult,
+  countLost,
+  countReleased,
+  countRestored,
+  countRetry,
+  type ExportCounters,
+} from "../counters.ts";
+import { type ExportStatus, initialExportStatus } from "./export_status.ts";
 import type { Spool, SpoolEntry } from "./spool.ts";
 import type { ExportProblem, SendOutcome, Transport } from "./transport.ts";
 import type { EncodedTraceRequest } from "./otlp_encoder.ts";
@@ -108,10 +117,7 @@ export class Delivery {
         endsInside: entry.endsInside,
         spool: entry,
       });
-      c.spansRestored += entry.spans;
-      c.flowsRestored += entry.flows;
-      c.spansHeld += entry.spans;
-      c.flowsHeld += entry.flows;
+      countRestored(c, entry.spans, entry.flows);
     }
     if (entries.length) {
       this.options.log.info("spool: replaying batches a previous run left", {
@@ -188,16 +194,12 @@ export class Delivery {
   }
 
   private settleLost(b: Batch): void {
-    const c = this.options.counters;
-    c.spansFailed += b.spans;
-    c.flowsFailed += b.flows;
+    countLost(this.options.counters, b.spans, b.flows);
     this.unhold(b);
   }
 
   private unhold(b: Batch): void {
-    const c = this.options.counters;
-    c.spansHeld -= b.spans;
-    c.flowsHeld -= b.flows;
+    countReleased(this.options.counters, b.spans, b.flows);
     b.done?.();
     if (b.body) {
       this.residentSpans -= b.spans;
@@ -260,9 +262,7 @@ export class Delivery {
   }
 
   private drop(b: Batch): void {
-    const c = this.options.counters;
-    c.spansDropped += b.spans;
-    c.flowsDropped += b.flows;
+    countDropped(this.options.counters, b.spans, b.flows);
     this.unhold(b);
   }
 
@@ -323,19 +323,12 @@ export class Delivery {
     } else {
       if (b.spool) this.options.spool!.store.remove(b.spool);
       if (outcome.kind === "accepted") {
-        const rejected = Math.min(outcome.rejectedSpans, b.spans);
-        const rejectedFlows = Math.min(rejected, b.flows);
-        c.spansExported += b.spans - rejected;
-        c.flowsExported += b.flows - rejectedFlows;
-        c.spansFailed += rejected;
-        c.flowsFailed += rejectedFlows;
+        countExportResult(c, b.spans, b.flows, { accepted: true, rejectedSpans: outcome.rejectedSpans });
         this.monitor.succeeded(c.spansHeld - b.spans, c.spansDropped);
+        const rejected = Math.min(outcome.rejectedSpans, b.spans);
         if (rejected) this.monitor.partial(rejected, outcome.message);
       } else {
-        c.exportFailures++;
-        c.spansFailed += b.spans;
-        c.flowsFailed += b.flows;
-        c.lastExportError = outcome.problem.message;
+        countExportResult(c, b.spans, b.flows, { accepted: false, error: outcome.problem.message });
         this.monitor.malformed(outcome.problem, b.spans);
       }
       this.unhold(b);
@@ -345,9 +338,7 @@ export class Delivery {
 
   private recordFailure(outcome: Extract<SendOutcome, { kind: "retry" }>): void {
     const c = this.options.counters;
-    c.exportFailures++;
-    c.exportRetries++;
-    c.lastExportError = outcome.problem.message;
+    countRetry(c, outcome.problem.message);
     const delay = this.monitor.failed(outcome.problem, c.spansHeld, c.spansDropped, outcome.retryAfterMs);
     this.resumeAt = Math.max(this.resumeAt, this.now() + delay);
   }

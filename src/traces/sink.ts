@@ -9,12 +9,8 @@
 import type { Logger } from "../log.ts";
 import type { ExportPacket } from "../netflow/types.ts";
 import { Delivery } from "./delivery.ts";
-import {
-  type ExportCounters,
-  type ExportStatus,
-  initialExportStatus,
-  zeroExportCounters,
-} from "./export_counters.ts";
+import { countDropped, countQueued, type ExportCounters, zeroExportCounters } from "../counters.ts";
+import { type ExportStatus, initialExportStatus } from "./export_status.ts";
 import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import { SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
@@ -141,17 +137,12 @@ export class OtlpSpanSink implements TraceSink {
   emit(packet: ExportPacket): void {
     const flows = packet.flows.length;
     const spans = flows + 2;
-    const c = this.counters;
     const key = packet.exporterAddress;
     if (!this.admit(key, spans)) {
-      c.spansDropped += spans;
-      c.flowsDropped += flows;
+      countDropped(this.counters, spans, flows);
       return;
     }
-    c.spansHeld += spans;
-    c.flowsHeld += flows;
-    c.spansQueued += spans;
-    c.flowsQueued += flows;
+    countQueued(this.counters, spans, flows);
     this.heldByExporter.set(key, (this.heldByExporter.get(key) ?? 0) + spans);
     this.writing = key;
     this.writingFrom = this.encoder.spanCount;

@@ -15,7 +15,14 @@ import {
   type SpanProcessor,
 } from "@opentelemetry/sdk-trace-base";
 import process from "node:process";
-import { type ExportCounters, zeroExportCounters } from "./export_counters.ts";
+import {
+  countDropped,
+  countExportResult,
+  countQueued,
+  countReleased,
+  type ExportCounters,
+  zeroExportCounters,
+} from "../counters.ts";
 import type { HrTime } from "@opentelemetry/api";
 
 /** What the exporters need from the configuration (config.ts is the one place that reads it). */
@@ -104,19 +111,16 @@ class CountingExporter implements SpanExporter {
   constructor(private readonly inner: SpanExporter, private readonly counters: ExportCounters) {}
   export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
     this.inner.export(spans, (result) => {
-      const c = this.counters;
       const flows = spans.reduce((n, s) => n + (s.name === FLOW_SPAN ? 1 : 0), 0);
-      c.spansHeld -= spans.length;
-      c.flowsHeld -= flows;
-      if (result.code === ExportResultCode.SUCCESS) {
-        c.spansExported += spans.length;
-        c.flowsExported += flows;
-      } else {
-        c.spansFailed += spans.length;
-        c.flowsFailed += flows;
-        c.exportFailures++;
-        c.lastExportError = result.error?.message ?? String(result.error);
-      }
+      countReleased(this.counters, spans.length, flows);
+      countExportResult(
+        this.counters,
+        spans.length,
+        flows,
+        result.code === ExportResultCode.SUCCESS
+          ? { accepted: true, rejectedSpans: 0 }
+          : { accepted: false, error: result.error?.message ?? String(result.error) },
+      );
       done(result);
     });
   }
@@ -140,17 +144,9 @@ class DropCountingProcessor implements SpanProcessor {
     this.inner.onStart(span, parentContext);
   }
   onEnd(span: ReadableSpan): void {
-    const c = this.counters;
     const flow = span.name === FLOW_SPAN ? 1 : 0;
-    if (this.queueLength() >= this.maxQueueSize) {
-      c.spansDropped++;
-      c.flowsDropped += flow;
-    } else {
-      c.spansQueued++;
-      c.flowsQueued += flow;
-      c.spansHeld++;
-      c.flowsHeld += flow;
-    }
+    if (this.queueLength() >= this.maxQueueSize) countDropped(this.counters, 1, flow);
+    else countQueued(this.counters, 1, flow);
     this.inner.onEnd(span);
   }
   forceFlush(): Promise<void> {
