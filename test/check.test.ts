@@ -72,7 +72,10 @@ Deno.test("check: nothing listening, 401, a wrong path, gRPC at the HTTP port: o
       OTEL_EXPORTER_OTLP_PROTOCOL: "http/protobuf",
     });
     assert.equal(r.code, 3, r.stdout);
-    assert.match(r.stdout, /^check: FAILED: .*credentials rejected: check OTEL_EXPORTER_OTLP_HEADERS \(HTTP 401 Unauthorized: bad token\)\n$/);
+    assert.match(
+      r.stdout,
+      /^check: FAILED: .*credentials rejected: check OTEL_EXPORTER_OTLP_HEADERS \(HTTP 401 Unauthorized: bad token\)\n$/,
+    );
   } finally {
     await denied.close();
   }
