@@ -3,7 +3,7 @@
  * datagrams between them in one transferable buffer (no per-datagram message, no copy on transfer).
  */
 import type { Config } from "./config.ts";
-import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportCounters, ExportStatus } from "./traces/export_counters.ts";
 import type { TracingOptions } from "./traces/tracer.ts";
 

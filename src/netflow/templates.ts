@@ -958,6 +958,12 @@ export function recordsEnd(bytes: Uint8Array, off: number, end: number): number 
   return end;
 }
 
+/** True when `bytes[from, to)` are all zero octets (padding). */
+export function allZero(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (bytes[i] !== 0) return false;
+  return true;
+}
+
 /** The offset after the record at `off`, without decoding it, or −1 when it runs past `end`. */
 export function skipRecord(plan: Plan, bytes: Uint8Array, off: number, end: number): number {
   if (!plan.variable) return off + plan.minLength <= end ? off + plan.minLength : -1;
