@@ -2,87 +2,15 @@
  * v9/IPFIX templates compiled into decoding plans, and the record decoder that runs them.
  *
  * A template is compiled once, when it arrives: every field gets a handler code (which {@link Flow} field
- * or which attribute it fills), its length and its attribute key. Decoding a record is then a single
+ * or which attribute it fills: element_roles.ts, elements.ts), its length and its attribute key. Decoding a record is then a single
  * pass over the plan with a `switch` per field: no table or map lookups in the hot loop.
  */
 import { hexAt, ipv4At, ipv6At, macAt } from "./addresses.ts";
-import { elementInfo, ElementType, REVERSE_PEN } from "./elements.ts";
+import { alsoAttribute, dataRole, Kind, NEVER_ATTRIBUTE, optionRole } from "./element_roles.ts";
+import { elementInfo, ElementType, REVERSE_PEN, vendorElementInfo } from "./elements.ts";
 import { ICMP_SLOTS } from "./icmp.ts";
 import type { Flow } from "./types.ts";
-
-/** IPFIX field length meaning "variable length" (RFC 7011 §7). */
-export const VARIABLE_LENGTH = 65535;
-
-/** Field handler codes. `Opt*` are used in options-template plans only. */
-export enum Kind {
-  Skip,
-  Bytes,
-  Packets,
-  Protocol,
-  Tos,
-  TcpFlags,
-  SrcPort,
-  DstPort,
-  SrcV4,
-  DstV4,
-  SrcV6,
-  DstV6,
-  SrcMask,
-  DstMask,
-  InIf,
-  OutIf,
-  NextHopV4,
-  NextHopV6,
-  SrcAs,
-  DstAs,
-  Direction,
-  IpVersion,
-  First,
-  Last,
-  SysInit,
-  SamplerId,
-  SamplingInterval,
-  // ICMP elements 32, 139, 176, 177, 178, 179: in the order of the slots in icmp.ts (kind − IcmpTypeCodeV4).
-  IcmpTypeCodeV4,
-  IcmpTypeCodeV6,
-  IcmpTypeV4,
-  IcmpCodeV4,
-  IcmpTypeV6,
-  IcmpCodeV6,
-  StartSec,
-  EndSec,
-  StartMs,
-  EndMs,
-  StartNtp,
-  EndNtp,
-  StartDelta,
-  EndDelta,
-  DurMs,
-  DurUs,
-  XUint,
-  XInt,
-  XFloat,
-  XBool,
-  XMac,
-  XString,
-  XHex,
-  XV4,
-  XV6,
-  XDateS,
-  XDateMs,
-  XDateNtp,
-  OptSamplerId,
-  OptInterval,
-  OptAlgorithm,
-  OptMode,
-  OptRandomInterval,
-  OptPacketInterval,
-  OptPacketSpace,
-  OptSize,
-  OptPopulation,
-  OptProbability,
-  OptSysInit,
-}
+import { VARIABLE_LENGTH, variableLength } from "./variable_length.ts";
 
 /** Slots of {@link RecordScratch.times}, in precedence order per side (SPEC §2). */
 export const T_START_MS = 0, T_START_NTP = 1, T_START_S = 2, T_START_DELTA = 3;
@@ -245,7 +173,7 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
     if (spec.options) {
       // v9 scope fields are scope *types* (system, interface, …), not information elements.
       const scopeV9 = !ipfix && i < spec.scopeCount;
-      kind = scopeV9 || pen !== 0 ? Kind.Skip : optionKind(id, len);
+      kind = scopeV9 || pen !== 0 ? Kind.Skip : optionRole(id, len);
     } else {
       kind = dataField(id, len, pen, present, options);
       key = compiledKey;
@@ -269,47 +197,6 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
     hasIcmp,
     cost: templateCost(spec),
   };
-}
-
-function optionKind(id: number, len: number): Kind {
-  const int = isInt(len) || len === VARIABLE_LENGTH;
-  switch (id) {
-    case 48:
-    case 302:
-      return int ? Kind.OptSamplerId : Kind.Skip;
-    case 34:
-      return int ? Kind.OptInterval : Kind.Skip;
-    case 35:
-    case 304:
-      return int ? Kind.OptAlgorithm : Kind.Skip;
-    case 49:
-      return int ? Kind.OptMode : Kind.Skip;
-    case 50:
-      return int ? Kind.OptRandomInterval : Kind.Skip;
-    case 305:
-      return int ? Kind.OptPacketInterval : Kind.Skip;
-    case 306:
-      return int ? Kind.OptPacketSpace : Kind.Skip;
-    case 309:
-      return int ? Kind.OptSize : Kind.Skip;
-    case 310:
-      return int ? Kind.OptPopulation : Kind.Skip;
-    case 311:
-      return len === 4 || len === 8 || len === VARIABLE_LENGTH ? Kind.OptProbability : Kind.Skip;
-    case 160:
-      return int ? Kind.OptSysInit : Kind.Skip;
-    default:
-      return Kind.Skip;
-  }
-}
-
-/** Counter precedence: the first of these present in the template fills Flow.bytes / Flow.packets. */
-const BYTE_COUNTERS = [1, 85, 23, 171];
-const PACKET_COUNTERS = [2, 86, 24, 172];
-
-function firstPresent(ids: number[], present: Set<number>): number {
-  for (const id of ids) if (present.has(id)) return id;
-  return -1;
 }
 
 /** The attribute key of the field {@link dataField} compiled last ("" when it fills a Flow field). */
@@ -344,6 +231,11 @@ function dataField(
       compiledKey = internKey("netflow.reverse." + info.snake);
       return extraKind(info.type, len);
     }
+    const vendor = vendorElementInfo(pen, id);
+    if (vendor) {
+      compiledKey = vendor.key;
+      return extraKind(vendor.type, len);
+    }
     if (!options.unknownFields) return Kind.Skip;
     compiledKey = internKey(`netflow.field.${pen}.${id}`);
     return Kind.XHex;
@@ -354,157 +246,11 @@ function dataField(
     compiledKey = internKey(`netflow.field.${id}`);
     return Kind.XHex;
   }
-  const int = isInt(len); // variable-length fields never fill Flow fields
-  let role = Kind.Skip;
-  switch (id) {
-    case 1:
-    case 85:
-    case 23:
-    case 171:
-      if (int && firstPresent(BYTE_COUNTERS, present) === id) role = Kind.Bytes;
-      break;
-    case 2:
-    case 86:
-    case 24:
-    case 172:
-      if (int && firstPresent(PACKET_COUNTERS, present) === id) role = Kind.Packets;
-      break;
-    case 4:
-      if (int) role = Kind.Protocol;
-      break;
-    case 5:
-      if (int) role = Kind.Tos;
-      break;
-    case 6:
-      if (int) role = Kind.TcpFlags;
-      break;
-    case 7:
-      if (int) role = Kind.SrcPort;
-      break;
-    case 11:
-      if (int) role = Kind.DstPort;
-      break;
-    case 8:
-      if (len === 4) role = Kind.SrcV4;
-      break;
-    case 12:
-      if (len === 4) role = Kind.DstV4;
-      break;
-    case 27:
-      if (len === 16) role = Kind.SrcV6;
-      break;
-    case 28:
-      if (len === 16) role = Kind.DstV6;
-      break;
-    case 9:
-    case 29:
-      if (int) role = Kind.SrcMask;
-      break;
-    case 13:
-    case 30:
-      if (int) role = Kind.DstMask;
-      break;
-    case 10:
-      if (int) role = Kind.InIf;
-      break;
-    case 14:
-      if (int) role = Kind.OutIf;
-      break;
-    case 15:
-      if (len === 4) role = Kind.NextHopV4;
-      break;
-    case 62:
-      if (len === 16) role = Kind.NextHopV6;
-      break;
-    case 16:
-      if (int) role = Kind.SrcAs;
-      break;
-    case 17:
-      if (int) role = Kind.DstAs;
-      break;
-    case 61:
-      if (int) role = Kind.Direction;
-      break;
-    case 60:
-      if (int) role = Kind.IpVersion;
-      break;
-    case 22:
-      if (int) role = Kind.First;
-      break;
-    case 21:
-      if (int) role = Kind.Last;
-      break;
-    case 160:
-      if (int) role = Kind.SysInit;
-      break;
-    case 48:
-    case 302:
-      if (int) role = Kind.SamplerId; // also written to extra, below
-      break;
-    case 34:
-      if (int) role = Kind.SamplingInterval;
-      break;
-    // ICMP type/code: remembered for icmp.ts and also written to extra, below.
-    case 32:
-      if (int) role = Kind.IcmpTypeCodeV4;
-      break;
-    case 139:
-      if (int) role = Kind.IcmpTypeCodeV6;
-      break;
-    case 176:
-      if (int) role = Kind.IcmpTypeV4;
-      break;
-    case 177:
-      if (int) role = Kind.IcmpCodeV4;
-      break;
-    case 178:
-      if (int) role = Kind.IcmpTypeV6;
-      break;
-    case 179:
-      if (int) role = Kind.IcmpCodeV6;
-      break;
-    case 150:
-      if (int) role = Kind.StartSec;
-      break;
-    case 151:
-      if (int) role = Kind.EndSec;
-      break;
-    case 152:
-      if (int) role = Kind.StartMs;
-      break;
-    case 153:
-      if (int) role = Kind.EndMs;
-      break;
-    case 154:
-    case 156:
-      if (len === 8) role = Kind.StartNtp;
-      break;
-    case 155:
-    case 157:
-      if (len === 8) role = Kind.EndNtp;
-      break;
-    case 158:
-      if (int) role = Kind.StartDelta;
-      break;
-    case 159:
-      if (int) role = Kind.EndDelta;
-      break;
-    case 161:
-      if (int) role = Kind.DurMs;
-      break;
-    case 162:
-      if (int) role = Kind.DurUs;
-      break;
-    case 210: // paddingOctets: never an attribute
-      return Kind.Skip;
-  }
-  if (role === Kind.SamplerId || (role >= Kind.IcmpTypeCodeV4 && role <= Kind.IcmpCodeV6)) {
-    compiledKey = info.key;
-    return role;
-  }
-  if (role !== Kind.Skip) return role;
+  const role = dataRole(id, len, present); // variable-length fields never fill Flow fields
+  if (role === NEVER_ATTRIBUTE) return Kind.Skip;
+  if (role !== Kind.Skip && !alsoAttribute(role)) return role;
   compiledKey = info.key;
-  return extraKind(info.type, len);
+  return role !== Kind.Skip ? role : extraKind(info.type, len);
 }
 
 function extraKind(type: ElementType, len: number): Kind {
@@ -652,13 +398,10 @@ export function decodeDataRecord(
     const c = code[i];
     let len = c & 0xffff;
     if (len === VARIABLE_LENGTH) {
-      if (off >= end) return -1;
-      len = bytes[off++];
-      if (len === 255) {
-        if (off + 2 > end) return -1;
-        len = (bytes[off] << 8) | bytes[off + 1];
-        off += 2;
-      }
+      const v = variableLength(bytes, off, end);
+      if (v < 0) return -1;
+      off += v & 3;
+      len = v >> 2;
     }
     if (off + len > end) return -1;
     const kind: Kind = c >> 16;
@@ -892,13 +635,10 @@ export function decodeOptionsRecord(
     const c = code[i];
     let len = c & 0xffff;
     if (len === VARIABLE_LENGTH) {
-      if (off >= end) return -1;
-      len = bytes[off++];
-      if (len === 255) {
-        if (off + 2 > end) return -1;
-        len = (bytes[off] << 8) | bytes[off + 1];
-        off += 2;
-      }
+      const v = variableLength(bytes, off, end);
+      if (v < 0) return -1;
+      off += v & 3;
+      len = v >> 2;
     }
     if (off + len > end) return -1;
     const kind: Kind = c >> 16;
@@ -971,13 +711,10 @@ export function skipRecord(plan: Plan, bytes: Uint8Array, off: number, end: numb
   for (let i = 0; i < code.length; i++) {
     let len = code[i] & 0xffff;
     if (len === VARIABLE_LENGTH) {
-      if (off >= end) return -1;
-      len = bytes[off++];
-      if (len === 255) {
-        if (off + 2 > end) return -1;
-        len = (bytes[off] << 8) | bytes[off + 1];
-        off += 2;
-      }
+      const v = variableLength(bytes, off, end);
+      if (v < 0) return -1;
+      off += v & 3;
+      len = v >> 2;
     }
     if (off + len > end) return -1;
     off += len;
