@@ -7,11 +7,11 @@ import { configuredInterval, type TemplateDecoderOptions } from "./decoder_optio
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import { type DomainState, MAX_SAMPLERS_PER_DOMAIN } from "./exporter_state.ts";
 import { resolveIcmp } from "./icmp.ts";
+import type { Plan } from "./templates.ts";
 import {
   announcedInterval,
   decodeDataRecord,
   decodeOptionsRecord,
-  type Plan,
   RecordScratch,
   recordsEnd,
   T_DURATION,
@@ -23,7 +23,7 @@ import {
   T_START_MS,
   T_START_NTP,
   T_START_S,
-} from "./templates.ts";
+} from "./records.ts";
 import { type ExportPacket, fail, type Flow } from "./types.ts";
 
 /** Per-packet values the record loop needs. */

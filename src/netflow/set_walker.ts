@@ -11,7 +11,7 @@ import {
   type TemplateSetReader,
   V9_TEMPLATE_RECORDS,
 } from "./template_sets.ts";
-import { allZero } from "./templates.ts";
+import { allZero } from "./records.ts";
 import { type ExportPacket, fail } from "./types.ts";
 
 /** A 64 KiB datagram holds at most this many 4-byte set headers. */

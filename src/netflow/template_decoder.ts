@@ -28,8 +28,9 @@ import { DataSetList, IPFIX_FORMAT, readMessageHeader, V9_FORMAT, walkSets } fro
 import { TemplateCache } from "./template_cache.ts";
 import { TemplateSetReader } from "./template_sets.ts";
 import { restoreTemplates, snapshotTemplates } from "./template_snapshot.ts";
-import { countRecords, takeClampedCount } from "./templates.ts";
+import { countRecords } from "./records.ts";
 import type { ExportPacket } from "./types.ts";
+import { takeClampedCount } from "./values.ts";
 
 // metrics.ts and pipeline_protocol.ts name the stats by this module.
 export type { TemplateDecoderStats } from "./decoder_stats.ts";

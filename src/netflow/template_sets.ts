@@ -6,7 +6,8 @@
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import type { DomainState, ExporterState } from "./exporter_state.ts";
 import type { TemplateCache } from "./template_cache.ts";
-import { allZero, type TemplateSpec } from "./templates.ts";
+import { allZero } from "./records.ts";
+import type { TemplateSpec } from "./templates.ts";
 import { type DecodeError, type ExportPacket, fail } from "./types.ts";
 
 /** What a record header says: {@link TemplateRecordFormat.readHeader}'s result. */
