@@ -88,7 +88,7 @@ export interface FuzzResult {
   maxFlowsPerPacket: number;
   errorsByKind: Record<string, number>;
   flows: number;
-  stats: NetflowDecoder["templates"]["stats"];
+  stats: NetflowDecoder["stats"];
   /** Bounds broken at the end of the run (empty when all held). */
   boundViolations: string[];
 }
@@ -865,7 +865,7 @@ export function runFuzz(options: FuzzOptions): FuzzResult {
     inputs++;
   }
   const seconds = (performance.now() - started) / 1000;
-  const stats = { ...decoder.templates.stats };
+  const stats = { ...decoder.stats };
   if (stats.exporters > decoderOptions.maxExporters) boundViolations.push(`exporters ${stats.exporters}`);
   if (stats.templates > decoderOptions.maxTemplates) boundViolations.push(`templates ${stats.templates}`);
   if (stats.pendingSets > decoderOptions.maxPendingSets) {

@@ -6,7 +6,7 @@
 import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
-import { TemplateDecoder } from "./netflow/template_decoder.ts";
+import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
 import {
   BatchWriter,
   pipelineSettings,
@@ -52,7 +52,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   const ingest = zeroIngestCounters();
   // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
   const exported: ExportCounters = zeroExportCounters();
-  const decoderStats = { ...new TemplateDecoder({}).stats };
+  const decoderStats = zeroDecoderStats();
   let queueDepth = 0;
   let exportStatus: ExportStatus = initialExportStatus();
   const applySnapshot = (s: PipelineSnapshot) => {

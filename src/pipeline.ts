@@ -57,7 +57,7 @@ export class Pipeline {
     return {
       decode: this.counters,
       export: this.sink.counters,
-      decoder: this.decoder.templates.stats,
+      decoder: this.decoder.stats,
       queueDepth: this.sink.queueDepth(),
       exportStatus: this.sink.exportStatus(),
     };
@@ -122,7 +122,7 @@ export class Pipeline {
       return;
     }
     try {
-      const restored = this.decoder.templates.restore(JSON.parse(text));
+      const restored = this.decoder.restore(JSON.parse(text));
       this.log.info("templates restored", { file: path, templates: restored });
     } catch (err) {
       this.log.warn("ignoring unreadable template cache file", { file: path, error: (err as Error).message });
@@ -135,7 +135,7 @@ export class Pipeline {
     try {
       // Write then rename, so a crash mid-write never leaves a torn file behind.
       const tmp = `${path}.tmp`;
-      writeFileSync(tmp, JSON.stringify(this.decoder.templates.snapshot()));
+      writeFileSync(tmp, JSON.stringify(this.decoder.snapshot()));
       renameSync(tmp, path);
     } catch (err) {
       this.log.warn("cannot write template cache file", { file: path, error: (err as Error).message });

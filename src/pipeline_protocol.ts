@@ -4,7 +4,7 @@
  */
 import type { Config } from "./config.ts";
 import type { DecodeCounters, ExportCounters } from "./counters.ts";
-import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
 
 /**

@@ -261,7 +261,7 @@ function retained(c: CorpusCase): string {
   const decoder = new NetflowDecoder();
   for (const d of c.datagrams) decoder.decode(d, EXPORTER, 2055, RECEIVED_MS);
   const mb = heapMb() - before;
-  return `, decoder keeps ${mb.toFixed(2)} MiB in ${decoder.templates.stats.templates} templates`;
+  return `, decoder keeps ${mb.toFixed(2)} MiB in ${decoder.stats.templates} templates`;
 }
 
 /** Cases with this many datagram bytes also get their retained heap measured (two full GCs each). */

@@ -11,9 +11,9 @@ import vm from "node:vm";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import {
   DEFAULT_TEMPLATE_DECODER_OPTIONS,
-  TemplateDecoder,
   type TemplateDecoderOptions,
-} from "../src/netflow/template_decoder.ts";
+} from "../src/netflow/decoder_options.ts";
+import { TemplateDecoder } from "../src/netflow/template_decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { B } from "./support/bytes.ts";
 
@@ -101,7 +101,7 @@ const ADDRS: Field[] = [[8, 4], [12, 4]];
 const addrRecord = (a: number) => new B().u8(10, 0, 0, a).u8(10, 0, 1, a).build();
 
 /** Every cached template accounted once: per exporter sums match the totals. */
-function assertAccounting(td: TemplateDecoder): void {
+function assertAccounting(td: NetflowDecoder): void {
   const s = td.stats;
   assert.ok(s.templates >= 0 && s.templateBytes >= 0, JSON.stringify(s));
   if (s.templates === 0) assert.equal(s.templateBytes, 0);
@@ -112,7 +112,7 @@ function assertAccounting(td: TemplateDecoder): void {
 
 Deno.test("bytes: a 16,000-field template is refused (template_refused), its id's old layout dropped", () => {
   const d = new NetflowDecoder();
-  const stats = d.templates.stats;
+  const stats = d.stats;
   // First a real definition of 256, with data.
   let p = one(d, ipfix(1, 0, [set(2, tpl(256, ADDRS)), set(256, addrRecord(1))]));
   assert.equal(p.flows.length, 1);
@@ -148,7 +148,7 @@ Deno.test("bytes: a refused template does not stop the rest of its set or the da
   assert.equal(p.templatesRefused, 2);
   assert.equal(p.templateCount, 3);
   assert.equal(p.flows.length, 2);
-  assert.equal(d.templates.stats.templates, 1);
+  assert.equal(d.stats.templates, 1);
   // v9 counts fields from the scope and option lengths: the same limit.
   const q = one(d, v9(1, 0, [set(1, optTplV9(400, [[1, 4]], wideFields(8)))]));
   assert.equal(q.error?.kind, "template_refused");
@@ -174,7 +174,7 @@ Deno.test("bytes: heap per template field, and the charge covers it", () => {
     const before = heapBytes();
     for (const g of datagrams) fresh.decode(g, E1, 2055, NOW);
     const after = heapBytes();
-    const s = fresh.templates.stats;
+    const s = fresh.stats;
     assert.equal(s.templates, count);
     const heapPerTemplate = (after - before) / count;
     rows.push(
@@ -190,7 +190,7 @@ Deno.test("bytes: heap per template field, and the charge covers it", () => {
 
 Deno.test("bytes: one exporter's 1,024 maximal templates stay within its byte budget; others keep theirs", () => {
   const d = new NetflowDecoder();
-  const s = d.templates.stats;
+  const s = d.stats;
   const limits = DEFAULT_TEMPLATE_DECODER_OPTIONS;
   one(d, ipfix(7, 0, [set(2, tpl(300, ADDRS))]), E2); // the legitimate exporter
   const before = heapBytes();
@@ -221,7 +221,7 @@ Deno.test("bytes: one exporter's 1,024 maximal templates stay within its byte bu
 Deno.test("bytes: the total template budget evicts the least recently seen exporters", () => {
   const total = 2 * 2 ** 20;
   const d = new NetflowDecoder({ maxTemplateBytes: total });
-  const s = d.templates.stats;
+  const s = d.stats;
   for (let e = 0; e < 6; e++) {
     for (let t = 0; t < 80; t++) one(d, ipfix(1, t, [set(2, tpl(256 + t, wideFields(500)))]), `10.0.0.${e}`);
     assert.ok(s.templateBytes <= total, JSON.stringify(s));
@@ -231,7 +231,7 @@ Deno.test("bytes: the total template budget evicts the least recently seen expor
   for (let e = 0; e < 6; e++) one(d, ipfix(1, 99, [set(2, tpl(2, []))]), `10.0.0.${e}`);
   assert.equal(s.templates, 0);
   assert.equal(s.templateBytes, 0);
-  assertAccounting(d.templates);
+  assertAccounting(d);
 });
 
 Deno.test("bytes: restore obeys the same bounds (fields per template, bytes per exporter)", () => {
@@ -275,7 +275,7 @@ Deno.test("bytes: restore obeys the same bounds (fields per template, bytes per 
 
 Deno.test("bytes: held data is bounded per exporter in bytes, so one exporter cannot take the buffer", () => {
   const d = new NetflowDecoder();
-  const s = d.templates.stats;
+  const s = d.stats;
   const limits = DEFAULT_TEMPLATE_DECODER_OPTIONS;
   const body = new Uint8Array(60_000).fill(7);
   for (let i = 0; i < 40; i++) one(d, ipfix(1, i, [set(256 + i, body)]));
@@ -319,7 +319,7 @@ for (
         : set(3, optTpl(256 + t, [[48, 2]], [[34, 4]]));
       one(d, ipfix(setup === 2 ? 2 : 1, t, [record]));
     }
-    assert.equal(d.templates.stats.templates, 1_024);
+    assert.equal(d.stats.templates, 1_024);
     assert.ok(storm.length > 64_000);
     one(d, storm); // warm-up
     const times: number[] = [];
@@ -333,7 +333,7 @@ for (
     const best = Math.min(...times), worst = Math.max(...times);
     console.log(`withdraw-all storm (${name}): best ${best.toFixed(2)} ms, worst ${worst.toFixed(2)} ms`);
     assert.ok(worst < 50, `${worst} ms`);
-    assert.equal(d.templates.stats.templates, 1_024, "the storm withdraws nothing of another kind or domain");
+    assert.equal(d.stats.templates, 1_024, "the storm withdraws nothing of another kind or domain");
   });
 }
 
@@ -342,9 +342,9 @@ Deno.test("cpu: withdraw-all, define, withdraw-all in one message removes the ne
   one(d, ipfix(1, 0, [set(2, concat(tpl(256, ADDRS), tpl(257, ADDRS)))]));
   const p = one(d, ipfix(1, 1, [set(2, tpl(2, [])), set(2, tpl(258, ADDRS)), set(2, tpl(2, []))]));
   assert.equal(p.error, undefined);
-  assert.equal(d.templates.stats.templates, 0);
-  assert.equal(d.templates.stats.templatesWithdrawn, 3);
-  assert.equal(d.templates.stats.templateBytes, 0);
+  assert.equal(d.stats.templates, 0);
+  assert.equal(d.stats.templatesWithdrawn, 3);
+  assert.equal(d.stats.templateBytes, 0);
 });
 
 Deno.test("cpu: zero-length fields cost nothing per record (511 of them and one octet)", () => {
@@ -378,7 +378,7 @@ Deno.test("flows: a 1-octet template and a 65,400-byte data set give no flows an
   assert.equal(p.flows.length, 0);
   assert.equal(p.error?.kind, "too_many_flows");
   assert.equal(p.error?.message, "65400 flow records in one datagram (limit 10000)");
-  assert.equal(d.templates.stats.packetsOverFlowLimit, 1);
+  assert.equal(d.stats.packetsOverFlowLimit, 1);
   console.log(`65,400-record datagram refused in ${ms.toFixed(2)} ms`);
   // The template it carried is kept: the next, reasonable datagram decodes.
   const q = one(d, ipfix(1, 1, [set(256, new Uint8Array(10_000).fill(6))]));
@@ -407,8 +407,8 @@ Deno.test("flows: the limit holds for data released when its template arrives", 
   assert.equal(out[1].deferred, true);
   assert.equal(out[1].flows.length, 0);
   assert.equal(out[1].error?.kind, "too_many_flows");
-  assert.equal(d.templates.stats.pendingSets, 0);
-  assert.equal(d.templates.stats.pendingBytes, 0);
+  assert.equal(d.stats.pendingSets, 0);
+  assert.equal(d.stats.pendingBytes, 0);
 });
 
 Deno.test("flows: a template of zero-length fields only is a bad template, never a flow factory", () => {
@@ -416,7 +416,7 @@ Deno.test("flows: a template of zero-length fields only is a bad template, never
   const p = one(d, ipfix(1, 0, [set(2, tpl(256, [[291, 0], [4, 0]])), set(256, new Uint8Array(100))]));
   assert.equal(p.error?.kind, "bad_template");
   assert.equal(p.flows.length, 0);
-  assert.equal(d.templates.stats.templates, 0);
+  assert.equal(d.stats.templates, 0);
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -473,8 +473,8 @@ Deno.test("padding: `01 00 00 00` after a template definition is not a withdrawa
   const p = one(d, ipfix(1, 1, [set(2, concat(tpl(300, ADDRS), new B().u8(1, 0, 0, 0).build()))]));
   assert.equal(p.error, undefined);
   assert.equal(p.templateCount, 1);
-  assert.equal(d.templates.stats.templates, 2);
-  assert.equal(d.templates.stats.templatesWithdrawn, 0);
+  assert.equal(d.stats.templates, 2);
+  assert.equal(d.stats.templatesWithdrawn, 0);
   assert.equal(one(d, ipfix(1, 2, [set(256, addrRecord(1))])).flows.length, 1);
   // Short non-zero tails are padding as well, in data and options template sets.
   const q = one(
@@ -488,7 +488,7 @@ Deno.test("padding: `01 00 00 00` after a template definition is not a withdrawa
   // A withdrawal in a set of its own is still honoured (SPEC §1).
   const w = one(d, ipfix(1, 4, [set(2, tpl(256, []))]));
   assert.equal(w.error, undefined);
-  assert.equal(d.templates.stats.templatesWithdrawn, 1);
+  assert.equal(d.stats.templatesWithdrawn, 1);
 });
 
 Deno.test("padding: options template sets — a zero field count after a definition, a short tail", () => {
@@ -503,7 +503,7 @@ Deno.test("padding: options template sets — a zero field count after a definit
   );
   assert.equal(p.error, undefined);
   assert.equal(p.templateCount, 3);
-  assert.equal(d.templates.stats.templates, 3);
+  assert.equal(d.stats.templates, 3);
   // IPFIX options template sets: a tail too short for an options template header.
   const q = one(
     d,
@@ -559,7 +559,7 @@ Deno.test("counters: 64-bit values at or above 2^53 are clamped to 2^53 − 1, f
   assert.equal(b.packets, 12345);
   assert.equal(b.clamped, undefined);
   assert.equal(b.extra?.["netflow.octet_total_count"], 256);
-  assert.equal(d.templates.stats.valuesClamped, 5); // bytes, packets, reverse bytes, flow id, total
+  assert.equal(d.stats.valuesClamped, 5); // bytes, packets, reverse bytes, flow id, total
 });
 
 // ---------------------------------------------------------------------------------------------------
@@ -567,7 +567,7 @@ Deno.test("counters: 64-bit values at or above 2^53 are clamped to 2^53 − 1, f
 
 Deno.test("replace: an options template replaced by a data template of the same id (and back)", () => {
   const d = new NetflowDecoder();
-  const stats = d.templates.stats;
+  const stats = d.stats;
   // Options template 256 (sampler 48 → samplingInterval 34) and its data.
   let p = one(
     d,
@@ -658,7 +658,7 @@ Deno.test("lengths that wrap and offsets that would overflow are errors, never r
 Deno.test("options: the byte bounds cover options templates, and a refused one keeps no state", () => {
   const opts: Partial<TemplateDecoderOptions> = { maxTemplateBytesPerExporter: 64 * 1024 };
   const d = new NetflowDecoder(opts);
-  const s = d.templates.stats;
+  const s = d.stats;
   for (let t = 0; t < 100; t++) one(d, ipfix(1, t, [set(3, optTpl(256 + t, [[48, 2]], wideFields(100)))]));
   assert.ok(s.templateBytes <= 64 * 1024, JSON.stringify(s));
   assert.ok(s.templateByteEvictions > 0);
@@ -666,5 +666,5 @@ Deno.test("options: the byte bounds cover options templates, and a refused one k
   const p = one(small, ipfix(1, 0, [set(3, optTpl(256, [[48, 2]], wideFields(100)))]));
   assert.equal(p.error?.kind, "template_refused");
   assert.match(p.error!.message, /^template 256 needs \d+ bytes \(limit 2000 per exporter\)$/);
-  assert.equal(small.templates.stats.templates, 0);
+  assert.equal(small.stats.templates, 0);
 });

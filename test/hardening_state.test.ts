@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import v8 from "node:v8";
 import vm from "node:vm";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
-import { DEFAULT_TEMPLATE_DECODER_OPTIONS } from "../src/netflow/template_decoder.ts";
+import { DEFAULT_TEMPLATE_DECODER_OPTIONS } from "../src/netflow/decoder_options.ts";
 import { encodeIpfix, encodeV9, flowRecord, standardTemplate, type Template } from "../src/tools/encode.ts";
 
 v8.setFlagsFromString("--expose-gc");
@@ -31,7 +31,7 @@ Deno.test({
   fn() {
     const limits = DEFAULT_TEMPLATE_DECODER_OPTIONS;
     const decoder = new NetflowDecoder();
-    const stats = decoder.templates.stats;
+    const stats = decoder.stats;
     const small: Template = {
       id: 256,
       fields: [{ id: 8, length: 4 }, { id: 12, length: 4 }, { id: 2, length: 4 }],

@@ -7,7 +7,7 @@
  */
 import assert from "node:assert/strict";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
-import type { TemplateDecoderOptions } from "../src/netflow/template_decoder.ts";
+import type { TemplateDecoderOptions } from "../src/netflow/decoder_options.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import {
   encodeIpfix,
@@ -344,7 +344,7 @@ Deno.test("IOS-XR: the swap flag lives in the bounded domain state and goes with
   assertIcmp(xr(d, [port6(0x0087)])[0], [135, 0], "swap seen on domain 1");
   assertIcmp(xr(d, [port6(0x0401)], { domain: 2 })[0], [4, 1], "domain 2 evicts domain 1");
   assertIcmp(xr(d, [port6(0x0401)], { seq: 1 })[0], [4, 1], "domain 1 again: fresh state");
-  assert.equal(d.templates.stats.domainEvictions, 2);
+  assert.equal(d.stats.domainEvictions, 2);
 });
 
 Deno.test("flows built outside the decoder: type and code from the destination port, ICMPv6 0 gives none", () => {

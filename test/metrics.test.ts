@@ -4,7 +4,8 @@
  */
 import assert from "node:assert/strict";
 import { HealthTracker, METRICS, type MetricsSources, prometheusText } from "../src/metrics.ts";
-import { DEFAULT_TEMPLATE_DECODER_OPTIONS, TemplateDecoder } from "../src/netflow/template_decoder.ts";
+import { DEFAULT_TEMPLATE_DECODER_OPTIONS } from "../src/netflow/decoder_options.ts";
+import { TemplateDecoder } from "../src/netflow/template_decoder.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";

@@ -2,7 +2,7 @@ import assert from "node:assert/strict";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { flowTimes } from "../src/netflow/time.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
-import type { TemplateDecoderOptions } from "../src/netflow/template_decoder.ts";
+import type { TemplateDecoderOptions } from "../src/netflow/decoder_options.ts";
 import { B } from "./support/bytes.ts";
 
 // ---------------------------------------------------------------------------------------------------
@@ -237,7 +237,7 @@ Deno.test("templates are per exporter and per domain: same id, different layouts
   const v9p = one(d, v9(1, 0, 1000, [set(256, recA)]), E1);
   assert.equal(v9p.flows.length, 0);
   assert.equal(v9p.awaitingTemplateSets, 1);
-  assert.equal(d.templates.stats.templates, 3);
+  assert.equal(d.stats.templates, 3);
 });
 
 Deno.test("template redefinition replaces the layout", () => {
@@ -248,7 +248,7 @@ Deno.test("template redefinition replaces the layout", () => {
   assert.equal(p.flows[0].bytes, 77);
   assert.equal(p.flows[0].dstAddr, "10.9.9.9");
   assert.equal(p.flows[0].srcAddr, undefined);
-  assert.equal(d.templates.stats.templates, 1);
+  assert.equal(d.stats.templates, 1);
 });
 
 Deno.test("IPFIX withdrawal: single, all templates, all options templates", () => {
@@ -261,21 +261,21 @@ Deno.test("IPFIX withdrawal: single, all templates, all options templates", () =
       set(3, optTplIpfix(400, [[149, 4]], [[34, 4]])),
     ]),
   );
-  assert.equal(d.templates.stats.templates, 4);
+  assert.equal(d.stats.templates, 4);
   // Single withdrawal: template id 256, field count 0.
   const w = one(d, ipfix(1, 0, [set(2, new B().u16(256, 0).build())]));
   assert.equal(w.templateCount, 1);
   assert.equal(w.error, undefined);
-  assert.equal(d.templates.stats.templates, 3);
+  assert.equal(d.stats.templates, 3);
   assert.equal(one(d, ipfix(1, 0, [set(256, rec)])).awaitingTemplateSets, 1);
   assert.equal(one(d, ipfix(1, 0, [set(257, rec)])).flows.length, 1);
   // Withdraw all data templates (template id 2 in set 2): the options template stays.
   one(d, ipfix(1, 0, [set(2, new B().u16(2, 0).build())]));
-  assert.equal(d.templates.stats.templates, 1);
+  assert.equal(d.stats.templates, 1);
   // Withdraw all options templates (template id 3 in set 3).
   one(d, ipfix(1, 0, [set(3, new B().u16(3, 0).build())]));
-  assert.equal(d.templates.stats.templates, 0);
-  assert.equal(d.templates.stats.templatesWithdrawn, 4);
+  assert.equal(d.stats.templates, 0);
+  assert.equal(d.stats.templatesWithdrawn, 4);
 });
 
 Deno.test("IPFIX variable-length fields: 1-byte and 255 + 2-byte lengths", () => {
@@ -449,7 +449,7 @@ Deno.test("data before its template: held, released as a deferred copy when the 
   assert.equal(first.flows.length, 0);
   assert.equal(first.awaitingTemplateSets, 2);
   assert.equal(first.error, undefined);
-  assert.equal(d.templates.stats.pendingSets, 2);
+  assert.equal(d.stats.pendingSets, 2);
   const out = d.decode(ipfix(1, 12, [set(2, tpl(256, [[8, 4], [1, 4]]))]), E1, 2055, NOW);
   assert.equal(out.length, 2);
   const late = out[1];
@@ -459,8 +459,8 @@ Deno.test("data before its template: held, released as a deferred copy when the 
   assert.equal(late.receivedAtMs, NOW - 2000);
   assert.equal(late.flows.length, 1);
   assert.equal(late.flows[0].bytes, 99);
-  assert.equal(d.templates.stats.pendingSets, 1);
-  assert.equal(d.templates.stats.pendingReleased, 1);
+  assert.equal(d.stats.pendingSets, 1);
+  assert.equal(d.stats.pendingReleased, 1);
   // The other set's template never arrives: expiry reports the original packet as template_missing.
   assert.deepEqual(d.expire(NOW), []);
   const expired = d.expire(NOW + 60_000);
@@ -468,21 +468,21 @@ Deno.test("data before its template: held, released as a deferred copy when the 
   assert.equal(expired[0].error?.kind, "template_missing");
   assert.equal(expired[0].sequence, 10);
   assert.equal(expired[0].deferred, true);
-  assert.equal(d.templates.stats.pendingSets, 0);
-  assert.equal(d.templates.stats.pendingBytes, 0);
-  assert.equal(d.templates.stats.pendingDropped, 1);
+  assert.equal(d.stats.pendingSets, 0);
+  assert.equal(d.stats.pendingBytes, 0);
+  assert.equal(d.stats.pendingDropped, 1);
 });
 
 Deno.test("held data is bounded per exporter and in total", () => {
   const d = decoder({ maxPendingSetsPerExporter: 3, maxPendingSets: 5 });
   const rec = new B().u32(1).build();
   for (let i = 0; i < 5; i++) one(d, ipfix(1, i, [set(300 + i, rec)]), E1);
-  assert.equal(d.templates.stats.pendingSets, 3);
-  assert.equal(d.templates.stats.pendingDropped, 2);
+  assert.equal(d.stats.pendingSets, 3);
+  assert.equal(d.stats.pendingDropped, 2);
   const p = one(d, ipfix(1, 9, [set(400, rec)]), E1);
   assert.equal(p.error?.kind, "template_missing");
   for (let i = 0; i < 5; i++) one(d, ipfix(1, i, [set(300 + i, rec)]), E2);
-  assert.equal(d.templates.stats.pendingSets, 5);
+  assert.equal(d.stats.pendingSets, 5);
   const none = decoder({ maxPendingSets: 0 });
   assert.equal(one(none, ipfix(1, 0, [set(300, rec)])).error?.kind, "template_missing");
 });
@@ -491,7 +491,7 @@ Deno.test("bad templates: zero fields, reserved id, field count overflowing the 
   const d = decoder();
   const zero = one(d, v9(1, 0, 1000, [set(0, new B().u16(256, 0).build())]));
   assert.equal(zero.error?.kind, "bad_template");
-  assert.equal(d.templates.stats.templates, 0);
+  assert.equal(d.stats.templates, 0);
   const zeroOpt = one(d, v9(1, 1, 1000, [set(1, new B().u16(256, 0, 0).build())]));
   assert.equal(zeroOpt.error?.kind, "bad_template");
   const reserved = one(d, ipfix(1, 0, [set(2, tpl(255, [[1, 4]]))]));
@@ -505,7 +505,7 @@ Deno.test("bad templates: zero fields, reserved id, field count overflowing the 
   assert.equal(scope0.error?.kind, "bad_template");
   const zeroLength = one(d, v9(1, 2, 1000, [set(0, tpl(256, [[1, 0], [2, 0]], false))]));
   assert.equal(zeroLength.error?.kind, "bad_template");
-  assert.equal(d.templates.stats.templates, 0);
+  assert.equal(d.stats.templates, 0);
 });
 
 Deno.test("records longer than their set, and sets longer than the message", () => {
@@ -653,7 +653,7 @@ Deno.test("sequence: v5 counts flows per exporter and engine (loss, reorder, res
   assert.equal(one(d, v5Packet(0, 5)).sequenceLost, undefined);
   assert.equal(one(d, v5Packet(5, 5)).sequenceLost, undefined);
   assert.equal(one(d, v5Packet(12, 5)).sequenceLost, 2);
-  const s = d.templates.stats;
+  const s = d.stats;
   assert.equal(s.sequenceLostTotal, 32);
   assert.equal(s.sequenceReorders, 2);
   assert.equal(s.sequenceResets, 1);
@@ -675,7 +675,7 @@ Deno.test("sequence: v9 counts packets per exporter and source id", () => {
   // 32-bit wrap is not a loss.
   assert.equal(one(d, pk(0xffffffff, 3)).sequenceLost, undefined);
   assert.equal(one(d, pk(0, 3)).sequenceLost, undefined);
-  assert.equal(d.templates.stats.sequenceResets, 1);
+  assert.equal(d.stats.sequenceResets, 1);
 });
 
 Deno.test("sequence: IPFIX counts data records (including options records) per exporter and domain", () => {
@@ -709,7 +709,7 @@ Deno.test("bounded caches under 100k spoofed exporters", () => {
   for (let i = 0; i < 100_000; i++) {
     d.decode(msg, `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`, 2055, NOW);
   }
-  const s = d.templates.stats;
+  const s = d.stats;
   assert.equal(s.exporters, 2_000);
   assert.equal(s.templates, 2_000);
   assert.equal(s.exporterEvictions, 98_000);
@@ -719,13 +719,13 @@ Deno.test("bounded caches under 100k spoofed exporters", () => {
   // Templates per exporter: the least recently defined are evicted.
   const e = decoder({ maxTemplatesPerExporter: 50 });
   for (let id = 256; id < 1256; id++) one(e, ipfix(id % 3, 0, [set(2, tpl(id, [[8, 4]]))]));
-  assert.equal(e.templates.stats.templates, 50);
-  assert.equal(e.templates.stats.templateEvictions, 950);
+  assert.equal(e.stats.templates, 50);
+  assert.equal(e.stats.templateEvictions, 950);
   // Domains per exporter.
   const f = decoder({ maxDomainsPerExporter: 4 });
   for (let dom = 0; dom < 100; dom++) one(f, ipfix(dom, 0, [set(2, tpl(256, [[8, 4]]))]));
-  assert.equal(f.templates.stats.templates, 4);
-  assert.equal(f.templates.stats.domainEvictions, 96);
+  assert.equal(f.stats.templates, 4);
+  assert.equal(f.stats.domainEvictions, 96);
 });
 
 function mulberry32(seed: number): () => number {
@@ -801,9 +801,9 @@ Deno.test("snapshot and restore: templates, options templates, sampling and syst
     ]),
   );
   one(d, v9(4, 0, 1000, [set(0, tpl(256, [[12, 4]], false))]), E2);
-  const state = JSON.parse(JSON.stringify(d.templates.snapshot()));
+  const state = JSON.parse(JSON.stringify(d.snapshot()));
   const r = decoder();
-  assert.equal(r.templates.restore(state), 3);
+  assert.equal(r.restore(state), 3);
   const p = one(
     r,
     ipfix(3, 1, [set(256, new B().ip("10.0.0.1").u64(5).u8(2).str("ok").u32(90_000).build())]),
@@ -826,7 +826,7 @@ Deno.test("snapshot and restore: templates, options templates, sampling and syst
       exporters: [1, {}, { address: 5 }],
     }]
   ) {
-    assert.equal(decoder().templates.restore(bad), 0);
+    assert.equal(decoder().restore(bad), 0);
   }
   const hostile = {
     format: "netflow2traces.templates",
@@ -844,5 +844,5 @@ Deno.test("snapshot and restore: templates, options templates, sampling and syst
       domains: [{ domain: 1, version: 10, sampling: "x", samplers: [[1, -1], "y"], systemInitMs: -5 }],
     }],
   };
-  assert.equal(decoder().templates.restore(hostile), 1);
+  assert.equal(decoder().restore(hostile), 1);
 });

@@ -4,17 +4,22 @@
  * with `error` set.
  */
 import { decodeFixed } from "./fixed.ts";
-import { TemplateDecoder, type TemplateDecoderOptions } from "./template_decoder.ts";
+import type { TemplateDecoderOptions } from "./decoder_options.ts";
+import type { TemplateDecoderStats } from "./decoder_stats.ts";
+import { TemplateDecoder } from "./template_decoder.ts";
 import type { ExportPacket } from "./types.ts";
 
 export type DecoderOptions = TemplateDecoderOptions;
 
 export class NetflowDecoder {
   /** v9/IPFIX state: template caches, options data, data awaiting templates, sequence tracking. */
-  readonly templates: TemplateDecoder;
+  readonly #templates: TemplateDecoder;
+  /** The decoder's counters (templates, held data, sequence, limits), updated in place. */
+  readonly stats: TemplateDecoderStats;
 
   constructor(options: Partial<DecoderOptions> = {}) {
-    this.templates = new TemplateDecoder(options);
+    this.#templates = new TemplateDecoder(options);
+    this.stats = this.#templates.stats;
   }
 
   /**
@@ -49,11 +54,11 @@ export class NetflowDecoder {
         case 1:
         case 5:
           decodeFixed(datagram, view, packet);
-          this.templates.accountFixed(packet); // configured sampling, v5 sequence accounting
+          this.#templates.accountFixed(packet); // configured sampling, v5 sequence accounting
           return [packet];
         case 9:
         case 10:
-          return this.templates.decode(datagram, view, packet);
+          return this.#templates.decode(datagram, view, packet);
         default:
           packet.error = { kind: "unknown_version", message: `unknown NetFlow version ${packet.version}` };
           return [packet];
@@ -67,6 +72,16 @@ export class NetflowDecoder {
 
   /** Packets whose waiting data sets expired without their template: reported as errors. */
   expire(nowMs: number): ExportPacket[] {
-    return this.templates.expire(nowMs);
+    return this.#templates.expire(nowMs);
+  }
+
+  /** JSON-serialisable template state to persist (templates, announced sampling, system init times). */
+  snapshot(): unknown {
+    return this.#templates.snapshot();
+  }
+
+  /** Restores a {@link snapshot} (validated, within the bounds); returns the templates restored. */
+  restore(state: unknown): number {
+    return this.#templates.restore(state);
   }
 }

@@ -3,8 +3,8 @@
  * collector names elements: id → IANA name, abstract data type, and the attribute key it becomes.
  *
  * NetFlow v9 field types 1–127 share these numbers (RFC 3954 §8 was the seed of the registry), so v9 and
- * IPFIX use one table. Elements that fill a {@link Flow} field directly are mapped in `templates.ts`; every
- * other known element becomes `netflow.<lower_snake_case IANA name>` (VLAN: `netflow.vlan.id`, SPEC §3).
+ * IPFIX use one table. Elements that fill a {@link Flow} field directly have a row in `element_roles.ts`;
+ * every other known element becomes `netflow.<lower_snake_case IANA name>` (VLAN: `netflow.vlan.id`, SPEC §3).
  *
  * @example
  * ```ts
@@ -356,6 +356,13 @@ const TABLE: ReadonlyArray<readonly [number, string, ElementType]> = [
   [364, "portRangeNumPorts", U],
 ];
 
+/**
+ * Vendor (enterprise) elements, `[PEN, id, name, type]`: one row makes an element of that exporter an
+ * attribute `netflow.<lower_snake_case name>` decoded by its type instead of `netflow.field.<pen>.<id>`
+ * hex. (Reverse elements, PEN 29305, need no rows: they are the IANA table's.)
+ */
+const VENDOR_TABLE: ReadonlyArray<readonly [number, number, string, ElementType]> = [];
+
 /** Names the generic camelCase → snake_case rule gets wrong. */
 const SNAKE_OVERRIDES: Record<string, string> = {
   ingressVRFID: "ingress_vrf_id",
@@ -391,6 +398,26 @@ const BY_ID: Array<ElementInfo | undefined> = new Array(512);
 for (const [id, name, type] of TABLE) {
   const snake = snakeCase(name);
   BY_ID[id] = { id, name, type, snake, key: KEY_OVERRIDES[id] ?? "netflow." + snake };
+}
+
+const BY_NAME = new Map<string, ElementInfo>();
+for (const info of BY_ID) if (info !== undefined) BY_NAME.set(info.name, info);
+
+/** PEN × 65536 + id → vendor element. */
+const BY_VENDOR_ID = new Map<number, ElementInfo>();
+for (const [pen, id, name, type] of VENDOR_TABLE) {
+  const snake = snakeCase(name);
+  BY_VENDOR_ID.set(pen * 65536 + id, { id, name, type, snake, key: "netflow." + snake });
+}
+
+/** The IANA element named `name` (e.g. `octetDeltaCount`), or `undefined`. */
+export function elementNamed(name: string): ElementInfo | undefined {
+  return BY_NAME.get(name);
+}
+
+/** The vendor element `id` of enterprise `pen` from {@link VENDOR_TABLE}, or `undefined`. */
+export function vendorElementInfo(pen: number, id: number): ElementInfo | undefined {
+  return BY_VENDOR_ID.get(pen * 65536 + id);
 }
 
 /** The IANA element `id` (enterprise bit clear), or `undefined` when the table does not know it. */

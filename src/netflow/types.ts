@@ -1,5 +1,5 @@
 /**
- * The decoder's output: plain data, no I/O, no OpenTelemetry.
+ * The decoder's output: plain data, no I/O, no OpenTelemetry (and {@link fail}, the rule for `error`).
  *
  * One UDP datagram becomes one {@link ExportPacket}; each flow record in it becomes one {@link Flow}.
  */
@@ -114,4 +114,9 @@ export interface ExportPacket {
   flows: Flow[];
   /** Set when the datagram (or a part of it) could not be decoded. Flows decoded before the error are kept. */
   error?: DecodeError;
+}
+
+/** Sets the packet's error unless an earlier one is already there (the first problem is the cause). */
+export function fail(packet: ExportPacket, kind: string, message: string): void {
+  if (packet.error === undefined) packet.error = { kind, message };
 }

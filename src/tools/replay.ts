@@ -139,7 +139,7 @@ function dryRun(file: string, read: ReadAt, port: number | undefined): number {
   for (const packet of decoder.expire(Infinity)) {
     count(summary, packet.exporterAddress, packet.flows.length, packet.error?.kind);
   }
-  printSummary(file, summary, decoder.templates.stats.templates, skips, failure);
+  printSummary(file, summary, decoder.stats.templates, skips, failure);
   for (const [address, e] of summary.exporters) {
     process.stdout.write(
       `  exporter ${address}: versions=${
