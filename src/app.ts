@@ -20,6 +20,7 @@ import {
   initialExportStatus,
   zeroExportCounters,
 } from "./traces/export_counters.ts";
+import { inBunSingleBinary } from "./runtime.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
@@ -214,7 +215,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
  * holds it as an extra entry point at its path within the project.
  */
 function startPipelineWorker(): Worker {
-  const url = import.meta.url.includes("$bunfs")
+  const url = inBunSingleBinary(import.meta.url)
     ? "./src/pipeline_worker.ts"
     : new URL("./pipeline_worker.ts", import.meta.url).href;
   return new Worker(url, { type: "module" });
