@@ -6,6 +6,7 @@
 import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
+import { formatHostPort } from "./netflow/addresses.ts";
 import { TemplateDecoder } from "./netflow/template_decoder.ts";
 import {
   BatchWriter,
@@ -219,10 +220,6 @@ function startPipelineWorker(): Worker {
     ? "./src/pipeline_worker.ts"
     : new URL("./pipeline_worker.ts", import.meta.url).href;
   return new Worker(url, { type: "module" });
-}
-
-function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The periodic stats line: rates since the previous line, totals since start. */

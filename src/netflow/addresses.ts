@@ -49,6 +49,11 @@ export function ipv6At(bytes: Uint8Array, offset: number): string {
   return out;
 }
 
+/** `host:port` for messages and URLs; an IPv6 literal is bracketed (`[::1]:4317`), as in a URL. */
+export function formatHostPort(host: string, port: number): string {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
 /** MAC address (6 bytes) as lowercase colon-separated hex. */
 export function macAt(bytes: Uint8Array, offset: number): string {
   let out = "";
