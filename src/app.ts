@@ -7,6 +7,7 @@ import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
+import { formatHostPort } from "./netflow/addresses.ts";
 import {
   BatchWriter,
   pipelineSettings,
@@ -22,6 +23,7 @@ import {
 } from "./counters.ts";
 import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
+import { inBunSingleBinary } from "./runtime.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
@@ -198,14 +200,10 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
  * holds it as an extra entry point at its path within the project.
  */
 function startPipelineWorker(): Worker {
-  const url = import.meta.url.includes("$bunfs")
+  const url = inBunSingleBinary(import.meta.url)
     ? "./src/pipeline_worker.ts"
     : new URL("./pipeline_worker.ts", import.meta.url).href;
   return new Worker(url, { type: "module" });
-}
-
-function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
 /** The periodic stats line: rates since the previous line, totals since start. */

@@ -16,6 +16,8 @@
  * ```
  */
 
+import { ipBytes, ipv4At, ipv6At, parseIpv4Int } from "./netflow/addresses.ts";
+
 export interface IpAddress {
   family: 4 | 6;
   /** 4 or 16 bytes, network order. */
@@ -28,96 +30,20 @@ export interface Cidr extends IpAddress {
 }
 
 /**
- * Parses a dotted-quad IPv4 address into an unsigned 32-bit integer, or returns -1. Strict: four decimal
- * parts 0–255, no leading zeros (they read as octal in some tools, so they are ambiguous), nothing else.
- */
-export function parseIpv4Int(text: string, start = 0, end = text.length): number {
-  let value = 0, part = 0, digits = 0, dots = 0;
-  for (let i = start; i < end; i++) {
-    const c = text.charCodeAt(i);
-    if (c >= 48 && c <= 57) {
-      if (digits === 1 && part === 0) return -1; // leading zero
-      part = part * 10 + (c - 48);
-      if (part > 255) return -1;
-      digits++;
-    } else if (c === 46) {
-      if (digits === 0 || ++dots > 3) return -1;
-      value = value * 256 + part;
-      part = 0;
-      digits = 0;
-    } else {
-      return -1;
-    }
-  }
-  if (digits === 0 || dots !== 3) return -1;
-  return value * 256 + part;
-}
-
-/** Parses an IPv6 address (with `::` compression and an optional trailing dotted quad) into 16 bytes. */
-function parseIpv6Bytes(text: string): Uint8Array | undefined {
-  if (text.length < 2 || text.length > 45) return undefined;
-  const bytes = new Uint8Array(16);
-  const gap = text.indexOf("::");
-  if (gap !== -1 && text.indexOf("::", gap + 1) !== -1) return undefined;
-  const head = gap === -1 ? text : text.slice(0, gap);
-  const tail = gap === -1 ? "" : text.slice(gap + 2);
-  const headGroups = head === "" ? [] : head.split(":");
-  const tailGroups = tail === "" ? [] : tail.split(":");
-  const words: number[] = [];
-  // A dotted quad may only end the address, where it stands for two groups.
-  let v4 = -1;
-  const lastGroups = gap === -1 ? headGroups : tailGroups;
-  const last = lastGroups.length ? lastGroups[lastGroups.length - 1] : "";
-  if (last.includes(".")) {
-    v4 = parseIpv4Int(last);
-    if (v4 < 0) return undefined;
-    lastGroups.pop();
-  }
-  for (const g of [...headGroups, ...tailGroups]) {
-    if (!/^[0-9a-fA-F]{1,4}$/.test(g)) return undefined;
-    words.push(parseInt(g, 16));
-  }
-  const total = headGroups.length + tailGroups.length + (v4 >= 0 ? 2 : 0);
-  if (gap === -1 ? total !== 8 : total > 7) return undefined;
-  let i = 0;
-  for (const w of words.slice(0, headGroups.length)) {
-    bytes[i++] = w >> 8;
-    bytes[i++] = w & 0xff;
-  }
-  i = 16 - (tailGroups.length * 2 + (v4 >= 0 ? 4 : 0));
-  for (const w of words.slice(headGroups.length)) {
-    bytes[i++] = w >> 8;
-    bytes[i++] = w & 0xff;
-  }
-  if (v4 >= 0) {
-    bytes[12] = v4 >>> 24;
-    bytes[13] = (v4 >>> 16) & 0xff;
-    bytes[14] = (v4 >>> 8) & 0xff;
-    bytes[15] = v4 & 0xff;
-  }
-  return bytes;
-}
-
-/**
  * Parses an IPv4 or IPv6 address literal. A zone (`fe80::1%eth0`) is ignored; surrounding brackets
  * (`[::1]`) are accepted. Returns undefined when `text` is not an address.
  */
 export function parseIp(text: string): IpAddress | undefined {
   if (text.startsWith("[") && text.endsWith("]")) text = text.slice(1, -1);
-  const v4 = parseIpv4Int(text);
-  if (v4 >= 0) {
-    return {
-      family: 4,
-      bytes: new Uint8Array([v4 >>> 24, (v4 >>> 16) & 0xff, (v4 >>> 8) & 0xff, v4 & 0xff]),
-    };
-  }
   const zone = text.indexOf("%");
-  if (zone !== -1) {
-    if (zone === text.length - 1) return undefined;
-    text = text.slice(0, zone);
+  if (zone === -1) {
+    const bytes = ipBytes(text);
+    return bytes && { family: bytes.length === 4 ? 4 : 6, bytes };
   }
-  const bytes = parseIpv6Bytes(text);
-  return bytes ? { family: 6, bytes } : undefined;
+  // Only IPv6 addresses have zones.
+  if (zone === text.length - 1) return undefined;
+  const bytes = ipBytes(text.slice(0, zone));
+  return bytes?.length === 16 ? { family: 6, bytes } : undefined;
 }
 
 /**
@@ -152,26 +78,9 @@ function maskBytes(bytes: Uint8Array, prefix: number): void {
   }
 }
 
-/** `a.b.c.d/p` or compressed IPv6 `x::/p`, for messages and snapshots. */
+/** `a.b.c.d/p` or RFC 5952 IPv6 `x::/p`, for messages and snapshots. */
 export function formatCidr(cidr: Cidr): string {
-  if (cidr.family === 4) return `${cidr.bytes.join(".")}/${cidr.prefix}`;
-  const words: number[] = [];
-  for (let i = 0; i < 16; i += 2) words.push((cidr.bytes[i] << 8) | cidr.bytes[i + 1]);
-  // Longest run of zero words (length ≥ 2) becomes "::" (RFC 5952).
-  let best = -1, bestLen = 1;
-  for (let i = 0; i < 8;) {
-    if (words[i] !== 0) {
-      i++;
-      continue;
-    }
-    let j = i;
-    while (j < 8 && words[j] === 0) j++;
-    if (j - i > bestLen) [best, bestLen] = [i, j - i];
-    i = j;
-  }
-  const hex = (ws: number[]) => ws.map((w) => w.toString(16)).join(":");
-  const text = best === -1 ? hex(words) : `${hex(words.slice(0, best))}::${hex(words.slice(best + bestLen))}`;
-  return `${text}/${cidr.prefix}`;
+  return `${cidr.family === 4 ? ipv4At(cidr.bytes, 0) : ipv6At(cidr.bytes, 0)}/${cidr.prefix}`;
 }
 
 const isV4Mapped = (b: Uint8Array) =>

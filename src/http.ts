@@ -10,6 +10,7 @@
  */
 import http from "node:http";
 import type { AddressInfo } from "node:net";
+import { formatHostPort } from "./netflow/addresses.ts";
 import { BindError } from "./udp/source.ts";
 
 export interface HttpHandlers {
@@ -77,8 +78,4 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
       });
     });
   });
-}
-
-function formatHostPort(host: string, port: number): string {
-  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }

@@ -116,10 +116,11 @@ export const silentLogger: Logger = createLogger("CRITICAL", { write: () => {} }
 export interface RateLimitedLogger {
   /**
    * Logs under `key` at most once per interval. The first line after a quiet period carries
-   * `suppressed=N` when N lines under the same key were dropped since the previous one. Returns whether the
-   * line was written.
+   * `suppressed=N` when N lines under the same key were dropped since the previous one (unless
+   * `reportSuppressed` is false). `at` is the event's time on the limiter's clock, when the caller already has
+   * it (a datagram's receipt time); by default the clock is read. Returns whether the line was written.
    */
-  log(level: LogLevel, key: string, message: string, fields?: LogFields): boolean;
+  log(level: LogLevel, key: string, message: string, fields?: LogFields, at?: number): boolean;
   /** Number of keys currently tracked. */
   readonly size: number;
 }
@@ -141,6 +142,7 @@ export function rateLimited(
   logger: Logger,
   intervalMs: number,
   now: () => number = () => performance.now(),
+  { reportSuppressed = true }: { reportSuppressed?: boolean } = {},
 ): RateLimitedLogger {
   const state = new Map<string, { last: number; suppressed: number }>();
   const prune = (t: number) => {
@@ -158,9 +160,9 @@ export function rateLimited(
     get size() {
       return state.size;
     },
-    log(level, key, message, fields) {
+    log(level, key, message, fields, at) {
       if (!logger.enabled(level)) return false;
-      const t = now();
+      const t = at ?? now();
       const s = state.get(key);
       if (s && t - s.last < intervalMs) {
         s.suppressed++;
@@ -174,7 +176,7 @@ export function rateLimited(
         prune(t);
       }
       state.set(key, { last: t, suppressed: 0 });
-      logger.log(level, message, suppressed ? { ...fields, suppressed } : fields);
+      logger.log(level, message, suppressed && reportSuppressed ? { ...fields, suppressed } : fields);
       return true;
     },
   };

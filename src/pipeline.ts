@@ -26,12 +26,16 @@ export class Pipeline {
   private readonly decoder: NetflowDecoder;
   private readonly sink: TraceSink;
   private readonly counters = zeroDecodeCounters();
-  private readonly templateWaitLogged = new Map<string, number>();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
+  /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
+  private readonly templateWaitLog: RateLimitedLogger;
 
   constructor(private readonly settings: PipelineSettings, private readonly log: Logger) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
+    this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
+      reportSuppressed: false,
+    });
     this.decoder = new NetflowDecoder({
       unknownFields: settings.unknownFields,
       samplingDefault: settings.samplingDefault,
@@ -99,16 +103,17 @@ export class Pipeline {
   // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.
   private logTemplateWait(packet: ExportPacket): void {
     const domain = packet.sourceId ?? packet.observationDomainId ?? 0;
-    const key = `${packet.exporterAddress}/${domain}`;
-    const now = packet.receivedAtMs;
-    if (now - (this.templateWaitLogged.get(key) ?? -Infinity) < TEMPLATE_WAIT_LOG_INTERVAL_MS) return;
-    if (this.templateWaitLogged.size > 10_000) this.templateWaitLogged.clear(); // bounded under spoofing
-    this.templateWaitLogged.set(key, now);
-    this.log.info("waiting for templates: data held until the exporter sends its templates", {
-      exporter: packet.exporterAddress,
-      domain,
-      held_sets: packet.awaitingTemplateSets,
-    });
+    this.templateWaitLog.log(
+      "INFO",
+      `${packet.exporterAddress}/${domain}`,
+      "waiting for templates: data held until the exporter sends its templates",
+      {
+        exporter: packet.exporterAddress,
+        domain,
+        held_sets: packet.awaitingTemplateSets,
+      },
+      packet.receivedAtMs,
+    );
   }
 
   private restoreTemplates(path: string): void {

@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
-import { CidrMap, CidrSet, formatCidr, parseCidr, parseIp, parseIpv4Int } from "../src/cidr.ts";
+import { CidrMap, CidrSet, formatCidr, parseCidr, parseIp } from "../src/cidr.ts";
+import { parseIpv4Int } from "../src/netflow/addresses.ts";
 
 Deno.test("parseIpv4Int is strict about dotted quads", () => {
   assert.equal(parseIpv4Int("0.0.0.0"), 0);

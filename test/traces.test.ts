@@ -7,7 +7,8 @@ import {
 import { flowTimes, uptimeDelta } from "../src/netflow/time.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { flowAttributes, MAX_SPEC_FLOW_ATTRIBUTES, tcpFlagNames } from "../src/traces/attributes.ts";
-import { addressBytes, communityId, sha1SingleBlock } from "../src/traces/community_id.ts";
+import { communityId, sha1SingleBlock } from "../src/traces/community_id.ts";
+import { ipBytes } from "../src/netflow/addresses.ts";
 import { createHash } from "node:crypto";
 import { serverSide } from "../src/traces/inference.ts";
 import { protocolName } from "../src/traces/protocols.ts";
@@ -47,7 +48,7 @@ Deno.test("community id v1 matches the reference test vectors", () => {
     "1:/OGBt9BN1ofenrmSPWYicpij2Vc=",
   );
   assert.equal(communityId("10.0.0.1", "fe80::1", 6, 1, 2), undefined);
-  assert.deepEqual([...addressBytes("::ffff:1.2.3.4")!], [
+  assert.deepEqual([...ipBytes("::ffff:1.2.3.4")!], [
     0,
     0,
     0,
@@ -65,7 +66,7 @@ Deno.test("community id v1 matches the reference test vectors", () => {
     3,
     4,
   ]);
-  assert.equal(addressBytes("1::2::3"), undefined);
+  assert.equal(ipBytes("1::2::3"), undefined);
 });
 
 Deno.test("protocol keywords and TCP flag names", () => {

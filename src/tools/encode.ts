@@ -11,6 +11,8 @@
  * ```
  */
 
+import { ipBytes } from "../netflow/addresses.ts";
+
 // ---------------------------------------------------------------------------------------------------------
 // Values
 // ---------------------------------------------------------------------------------------------------------
@@ -29,38 +31,18 @@ export const VARIABLE_LENGTH = 0xffff;
 const IPV4 = /^\d{1,3}(\.\d{1,3}){3}$/;
 const MAC = /^[0-9a-f]{2}([:-][0-9a-f]{2}){5}$/i;
 
-/** Parses a dotted IPv4 address into 4 bytes. */
+/** Parses a dotted IPv4 address into 4 bytes; throws when `addr` is not one. */
 export function ipv4Bytes(addr: string): Uint8Array {
-  const parts = addr.split(".").map(Number);
-  if (parts.length !== 4 || parts.some((p) => !(p >= 0 && p <= 255))) throw new Error(`bad IPv4 ${addr}`);
-  return new Uint8Array(parts);
+  const bytes = ipBytes(addr);
+  if (bytes?.length !== 4) throw new Error(`bad IPv4 ${addr}`);
+  return bytes;
 }
 
-/** Parses an IPv6 address (with `::` and an optional dotted IPv4 tail) into 16 bytes. */
+/** Parses an IPv6 address (with `::` and an optional dotted IPv4 tail) into 16 bytes; throws when it is not one. */
 export function ipv6Bytes(addr: string): Uint8Array {
-  const out = new Uint8Array(16);
-  let text = addr;
-  const groups: number[] = [];
-  const tail = text.match(/(\d{1,3}(\.\d{1,3}){3})$/);
-  if (tail) {
-    const v4 = ipv4Bytes(tail[1]);
-    text = text.slice(0, -tail[1].length) +
-      `${((v4[0] << 8) | v4[1]).toString(16)}:${((v4[2] << 8) | v4[3]).toString(16)}`;
-  }
-  const halves = text.split("::");
-  if (halves.length > 2) throw new Error(`bad IPv6 ${addr}`);
-  const parse = (s: string) => (s === "" ? [] : s.split(":").map((g) => parseInt(g, 16)));
-  const head = parse(halves[0]);
-  const rest = halves.length === 2 ? parse(halves[1]) : [];
-  const fill = 8 - head.length - rest.length;
-  if ((halves.length === 1 && fill !== 0) || fill < 0) throw new Error(`bad IPv6 ${addr}`);
-  groups.push(...head, ...Array(fill).fill(0), ...rest);
-  groups.forEach((g, i) => {
-    if (!(g >= 0 && g <= 0xffff)) throw new Error(`bad IPv6 ${addr}`);
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
+  const bytes = ipBytes(addr);
+  if (bytes?.length !== 16) throw new Error(`bad IPv6 ${addr}`);
+  return bytes;
 }
 
 /** The bytes of `value` in a field of `length` bytes (or its natural length for variable-length fields). */

@@ -10,6 +10,7 @@ import dgram from "node:dgram";
 import { lookup } from "node:dns/promises";
 import process from "node:process";
 import { parseArgs } from "node:util";
+import { formatHostPort } from "../netflow/addresses.ts";
 import {
   DEFAULT_FLOWS_PER_PACKET,
   MAX_FLOWS_PER_PACKET,
@@ -222,7 +223,7 @@ export async function runSend(args: string[]): Promise<number> {
     socket.close();
   }
   const seconds = (performance.now() - started) / 1000;
-  const target = address.includes(":") ? `[${address}]:${o.port}` : `${address}:${o.port}`;
+  const target = formatHostPort(address, o.port);
   const name = o.version === 10 ? "IPFIX" : `NetFlow v${o.version}`;
   process.stdout.write(
     `sent ${datagrams} datagrams, ${flows} flows, ${bytes} bytes (${name}, ${o.exporters} exporter` +

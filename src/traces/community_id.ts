@@ -3,6 +3,8 @@
  * other network data: "1:" + base64(SHA-1(seed ‖ addresses ‖ protocol ‖ 0 ‖ ports)), endpoints ordered.
  */
 
+import { parseIpInto } from "../netflow/addresses.ts";
+
 /** ICMP types that have a reply counterpart: the pair behaves like two ports of one conversation. */
 const ICMP4_PAIRS: Record<number, number> = {
   8: 0,
@@ -69,7 +71,7 @@ export function communityIdInto(
   dstPort: number | undefined,
   seed = 0,
 ): boolean {
-  const na = parseAddress(srcAddr, ADDR_A), nb = parseAddress(dstAddr, ADDR_B);
+  const na = parseIpInto(srcAddr, ADDR_A), nb = parseIpInto(dstAddr, ADDR_B);
   if (na === 0 || na !== nb) return false;
   let pa = srcPort, pb = dstPort;
   let oneWay = false;
@@ -113,86 +115,6 @@ export function communityIdInto(
 function compareEndpoints(a: Uint8Array, pa: number, b: Uint8Array, pb: number, n: number): number {
   for (let i = 0; i < n; i++) if (a[i] !== b[i]) return a[i] - b[i];
   return pa - pb;
-}
-
-/** Parses an IPv4 (4 bytes) or IPv6 (16 bytes) address into `out`; returns its length, 0 when it is none. */
-function parseAddress(text: string, out: Uint8Array): number {
-  if (parseIpv4(text, out, 0)) return 4;
-  if (text.indexOf(":") < 0) return 0;
-  const bytes = addressBytes(text);
-  if (!bytes) return 0;
-  out.set(bytes);
-  return 16;
-}
-
-/** Network-order bytes of a textual IPv4 or IPv6 address, or undefined when it is not one. */
-export function addressBytes(text: string): Uint8Array | undefined {
-  if (!text.includes(":")) return ipv4Bytes(text);
-  let head = text, tail = "";
-  const dbl = text.indexOf("::");
-  if (dbl >= 0) {
-    head = text.slice(0, dbl);
-    tail = text.slice(dbl + 2);
-    if (tail.includes("::")) return undefined;
-  }
-  const groups = (part: string): number[] | undefined => {
-    if (part === "") return [];
-    const out: number[] = [];
-    const items = part.split(":");
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i];
-      if (i === items.length - 1 && item.includes(".")) {
-        const v4 = ipv4Bytes(item);
-        if (!v4) return undefined;
-        out.push((v4[0] << 8) | v4[1], (v4[2] << 8) | v4[3]);
-      } else {
-        if (!/^[0-9a-fA-F]{1,4}$/.test(item)) return undefined;
-        out.push(parseInt(item, 16));
-      }
-    }
-    return out;
-  };
-  const h = groups(head), t = groups(tail);
-  if (!h || !t) return undefined;
-  const missing = 8 - h.length - t.length;
-  if (dbl >= 0 ? missing < 1 : missing !== 0) return undefined;
-  const all = [...h, ...new Array<number>(missing).fill(0), ...t];
-  const out = new Uint8Array(16);
-  all.forEach((g, i) => {
-    out[2 * i] = g >> 8;
-    out[2 * i + 1] = g & 0xff;
-  });
-  return out;
-}
-
-function ipv4Bytes(text: string): Uint8Array | undefined {
-  const out = new Uint8Array(4);
-  return parseIpv4(text, out, 0) ? out : undefined;
-}
-
-/** Dotted-quad IPv4 into out[pos…pos+3]; false when `text` is not one. */
-function parseIpv4(text: string, out: Uint8Array, pos: number): boolean {
-  let part = 0, value = 0, digits = 0;
-  const n = text.length;
-  if (n < 7 || n > 15) return false;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c === 46 /* . */) {
-      if (digits === 0 || part === 3) return false;
-      out[pos + part++] = value;
-      value = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57 && digits < 3) {
-      value = value * 10 + (c - 48);
-      if (value > 255) return false;
-      digits++;
-    } else {
-      return false;
-    }
-  }
-  if (part !== 3 || digits === 0) return false;
-  out[pos + 3] = value;
-  return true;
 }
 
 // A Community ID input is at most 40 bytes, so SHA-1 is always one 64-byte block. This direct version is

@@ -14,11 +14,9 @@
  * also use SO_REUSEPORT on Bun, which `Bun.udpSocket` cannot.
  */
 import dgram from "node:dgram";
-import { BindError, type DatagramHandler, type DatagramSource } from "./source.ts";
+import { BindError, type DatagramHandler, type DatagramSource, drainingSource } from "./source.ts";
 
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
-/** Draining at shutdown stops after at most this many times `drainMs`, even while datagrams keep coming. */
-const DRAIN_LIMIT_FACTOR = 5;
 
 export async function openBunSource(host: string, port: number): Promise<DatagramSource> {
   const socket = dgram.createSocket({
@@ -41,29 +39,16 @@ export async function openBunSource(host: string, port: number): Promise<Datagra
   const local = socket.address();
   let stopped: () => void = () => {};
   const running = new Promise<void>((r) => (stopped = r));
-  let lastDatagramAt = 0;
-  return {
+  return drainingSource({
     host: local.address,
     port: local.port,
-    run(onDatagram) {
-      handler = (data, address, p) => {
-        lastDatagramAt = performance.now();
-        onDatagram(data, address, p);
-      };
+    receive(onDatagram) {
+      handler = onDatagram;
       return running;
     },
-    async close(drainMs = 0) {
-      if (drainMs > 0) {
-        lastDatagramAt = performance.now();
-        // Bounded: an exporter that keeps sending must not hold shutdown open (what the kernel had queued
-        // when close() was called is read within milliseconds).
-        const giveUpAt = lastDatagramAt + DRAIN_LIMIT_FACTOR * drainMs;
-        while (performance.now() - lastDatagramAt < drainMs && performance.now() < giveUpAt) {
-          await new Promise((r) => setTimeout(r, Math.max(1, drainMs / 4)));
-        }
-      }
+    stop() {
       socket.close();
       stopped();
     },
-  };
+  });
 }

@@ -1,10 +1,8 @@
 /** Deno adapter: `Deno.listenDatagram`, reading into one reused buffer (5× faster than the async iterator). */
-import { BindError, type DatagramHandler, type DatagramSource } from "./source.ts";
+import { BindError, type DatagramHandler, type DatagramSource, drainingSource } from "./source.ts";
 
 /** Largest UDP payload over IPv4/IPv6 without jumbograms; larger datagrams would be cut silently. */
 const MAX_DATAGRAM = 65_535;
-/** Draining at shutdown stops after at most this many times `drainMs`, even while datagrams keep coming. */
-const DRAIN_LIMIT_FACTOR = 5;
 
 export function openDenoSource(host: string, port: number): DatagramSource {
   if (typeof Deno.listenDatagram !== "function") {
@@ -18,12 +16,10 @@ export function openDenoSource(host: string, port: number): DatagramSource {
   }
   const local = conn.addr as Deno.NetAddr;
   let closed = false;
-  let draining: Promise<void> | undefined;
-  let lastDatagramAt = 0;
-  return {
+  return drainingSource({
     host: local.hostname,
     port: local.port,
-    async run(onDatagram: DatagramHandler) {
+    async receive(onDatagram: DatagramHandler) {
       const buffer = new Uint8Array(MAX_DATAGRAM);
       while (!closed) {
         let received: [Uint8Array, Deno.Addr];
@@ -34,30 +30,17 @@ export function openDenoSource(host: string, port: number): DatagramSource {
           if (err instanceof Deno.errors.BadResource || err instanceof Deno.errors.Interrupted) break;
           throw err;
         }
-        lastDatagramAt = performance.now();
         const from = received[1] as Deno.NetAddr;
         onDatagram(received[0], from.hostname, from.port);
       }
     },
-    close(drainMs = 0) {
-      draining ??= (async () => {
-        if (drainMs > 0) {
-          lastDatagramAt = performance.now();
-          // Bounded: an exporter that keeps sending must not hold shutdown open (what the kernel had queued
-          // when close() was called is read within milliseconds).
-          const giveUpAt = lastDatagramAt + DRAIN_LIMIT_FACTOR * drainMs;
-          while (performance.now() - lastDatagramAt < drainMs && performance.now() < giveUpAt) {
-            await new Promise((r) => setTimeout(r, Math.max(1, drainMs / 4)));
-          }
-        }
-        closed = true;
-        try {
-          conn.close();
-        } catch { /* already closed */ }
-      })();
-      return draining;
+    stop() {
+      closed = true;
+      try {
+        conn.close();
+      } catch { /* already closed */ }
     },
-  };
+  });
 }
 
 function bindError(err: unknown, host: string, port: number): Error {

@@ -1,7 +1,9 @@
 /**
  * The one runtime-specific seam: where datagrams come from. Everything past `onDatagram` is plain
- * TypeScript that runs on Deno and Bun alike.
+ * TypeScript that runs on Deno and Bun alike. The adapters (deno.ts, bun.ts) only bind, receive and stop a
+ * socket; the shutdown drain policy is written here once, on top of them.
  */
+import { isBun } from "../runtime.ts";
 
 /**
  * Called once per datagram. `data` may be a view into a buffer the source reuses: it is valid only until
@@ -23,12 +25,56 @@ export interface DatagramSource {
   close(drainMs?: number): Promise<void>;
 }
 
+/** What an adapter provides: a bound socket that receives until stopped. */
+export interface DatagramSocket {
+  readonly host: string;
+  readonly port: number;
+  /** Delivers datagrams until `stop()`; resolves when receiving has stopped. */
+  receive(onDatagram: DatagramHandler): Promise<void>;
+  /** Stops receiving now; called once. */
+  stop(): void;
+}
+
+/** Draining at shutdown stops after at most this many times `drainMs`, even while datagrams keep coming. */
+const DRAIN_LIMIT_FACTOR = 5;
+
+/** A {@link DatagramSource} over an adapter's socket: the drain at `close()` is the same on every runtime. */
+export function drainingSource(socket: DatagramSocket): DatagramSource {
+  let lastDatagramAt = 0;
+  let closing: Promise<void> | undefined;
+  return {
+    host: socket.host,
+    port: socket.port,
+    run(onDatagram: DatagramHandler) {
+      return socket.receive((data, address, port) => {
+        lastDatagramAt = performance.now();
+        onDatagram(data, address, port);
+      });
+    },
+    close(drainMs = 0) {
+      closing ??= (async () => {
+        if (drainMs > 0) {
+          lastDatagramAt = performance.now();
+          // Bounded: an exporter that keeps sending must not hold shutdown open (what the kernel had queued
+          // when close() was called is read within milliseconds).
+          const giveUpAt = lastDatagramAt + DRAIN_LIMIT_FACTOR * drainMs;
+          while (performance.now() - lastDatagramAt < drainMs && performance.now() < giveUpAt) {
+            await new Promise((r) => setTimeout(r, Math.max(1, drainMs / 4)));
+          }
+        }
+        socket.stop();
+      })();
+      return closing;
+    },
+  };
+}
+
 /** Binding failed in a way the user can act on: the message is the one line to show. */
 export class BindError extends Error {}
 
 /** Opens a UDP socket on `host:port` with the adapter for the running runtime. */
 export async function openDatagramSource(host: string, port: number): Promise<DatagramSource> {
-  if ("Bun" in globalThis) {
+  if (isBun) {
     const { openBunSource } = await import("./bun.ts");
     return openBunSource(host, port);
   }
