@@ -11,8 +11,9 @@
 import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from "@opentelemetry/sdk-trace-base";
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
-import { planTrace, SpanBuilder } from "../src/traces/spans.ts";
+import { planTrace } from "../src/traces/spans.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
+import { SpanBuilder } from "../test/support/sdk_spans.ts";
 import {
   type EncodableFlow,
   encodeIpfix,
