@@ -22,7 +22,7 @@ import { type LogLevel, parseLogLevel } from "./log.ts";
 
 /** Keep in sync with package.json (a test checks it). */
 export const PRODUCT_VERSION = "0.1.0";
-export const PRODUCT_NAME = "netflow2traces";
+const PRODUCT_NAME = "netflow2traces";
 
 export interface Config {
   listenHost: string;

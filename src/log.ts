@@ -110,9 +110,6 @@ export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logg
   };
 }
 
-/** A logger that writes nothing (for tests and library use). */
-export const silentLogger: Logger = createLogger("CRITICAL", { write: () => {} });
-
 export interface RateLimitedLogger {
   /**
    * Logs under `key` at most once per interval. The first line after a quiet period carries

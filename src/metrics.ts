@@ -42,7 +42,7 @@ export interface MetricDef {
   label?: string;
 }
 
-export const METRIC_PREFIX = "netflow2traces_";
+const METRIC_PREFIX = "netflow2traces_";
 
 /** Every metric `/metrics` serves, in order. The README's list is written from this table. */
 export const METRICS: readonly MetricDef[] = [
@@ -246,7 +246,7 @@ export function prometheusText(sources: MetricsSources): string {
 }
 
 /** `/healthz` turns unhealthy once exports have failed for this long without a success in between. */
-export const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
+const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
 
 /**
  * The health verdict: healthy while the receive loop runs and exports have not been failing for more than
@@ -311,7 +311,7 @@ function keyValue(w: ProtobufWriter, field: number, key: string, value: string):
 }
 
 /** OTLP metric names: `netflow2traces.<name>` without Prometheus' `_total` (exporters to Prometheus add it). */
-export function otlpMetricName(def: MetricDef): string {
+function otlpMetricName(def: MetricDef): string {
   return "netflow2traces." + def.name.replace(/_total$/, "");
 }
 
@@ -319,7 +319,7 @@ export function otlpMetricName(def: MetricDef): string {
  * An `ExportMetricsServiceRequest` with every metric of {@link METRICS}: counters as cumulative monotonic sums
  * (from `startNs`), gauges as gauges, all values as doubles.
  */
-export function encodeMetricsRequest(
+function encodeMetricsRequest(
   sources: MetricsSources,
   resource: Record<string, string>,
   scope: { name: string; version: string },
@@ -387,7 +387,7 @@ export function encodeMetricsRequest(
 }
 
 /** The OTLP/HTTP metrics URL next to a traces URL: `…/v1/traces` → `…/v1/metrics`, else `<origin>/v1/metrics`. */
-export function metricsUrl(tracesUrl: string): string {
+function metricsUrl(tracesUrl: string): string {
   if (/\/v1\/traces\/?$/.test(tracesUrl)) return tracesUrl.replace(/\/v1\/traces\/?$/, "/v1/metrics");
   return new URL("/v1/metrics", tracesUrl).href;
 }

@@ -144,8 +144,8 @@ export interface Plan {
  * pointer) and about 750 bytes per template (objects, typed-array headers, map and index entries). The
  * charge exceeds the measured heap by 15% (20 fields) to 35% (500 fields).
  */
-export const TEMPLATE_FIELD_COST = 24;
-export const TEMPLATE_BASE_COST = 768;
+const TEMPLATE_FIELD_COST = 24;
+const TEMPLATE_BASE_COST = 768;
 
 export function templateCost(spec: TemplateSpec): number {
   let wire = spec.options ? 6 : 4;
@@ -548,10 +548,10 @@ function extraKind(type: ElementType, len: number): Kind {
 // uintAt: that is the record loop's hottest function and stays minimal.)
 
 /** Largest integer a counter or attribute value takes (Number.MAX_SAFE_INTEGER); see above. */
-export const MAX_INT = Number.MAX_SAFE_INTEGER;
+const MAX_INT = Number.MAX_SAFE_INTEGER;
 
 /** Unsigned big-endian integer of 1–8 octets (inexact above 2^53: callers clamp what reaches the wire). */
-export function uintAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
+function uintAt(bytes: Uint8Array, view: DataView, off: number, len: number): number {
   switch (len) {
     case 1:
       return bytes[off];
@@ -959,7 +959,7 @@ export function recordsEnd(bytes: Uint8Array, off: number, end: number): number 
 }
 
 /** The offset after the record at `off`, without decoding it, or −1 when it runs past `end`. */
-export function skipRecord(plan: Plan, bytes: Uint8Array, off: number, end: number): number {
+function skipRecord(plan: Plan, bytes: Uint8Array, off: number, end: number): number {
   if (!plan.variable) return off + plan.minLength <= end ? off + plan.minLength : -1;
   const code = plan.code;
   for (let i = 0; i < code.length; i++) {
