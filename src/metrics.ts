@@ -6,9 +6,16 @@
  * bookkeeping runs on the receive path.
  *
  * ```ts
- * const sources: MetricsSources = { ingest, exported, decoder, queueDepth: () => 0, queueCapacity: 65_536 };
- * const health = new HealthTracker(() => exportStatus, () => receiveLoopRunning);
- * await startHttpServer(host, port, { metrics: () => prometheusText(sources), healthy: () => health.healthy() });
+ * import { startHttpServer } from "./http.ts";
+ * import type { ExportStatus } from "./traces/export_counters.ts";
+ * declare const sources: MetricsSources; // the live counters: ingest, export, decoder state
+ * declare const exportStatus: () => ExportStatus;
+ * const health = new HealthTracker(exportStatus, () => true);
+ * await startHttpServer("127.0.0.1", 9464, {
+ *   metrics: () => prometheusText(sources),
+ *   healthy: () => health.healthy(),
+ *   healthDetail: () => health.detail(sources.exported),
+ * });
  * ```
  */
 import type { IngestCounters } from "./app.ts";
