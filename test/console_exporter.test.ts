@@ -6,14 +6,14 @@ import assert from "node:assert/strict";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { planTrace, type SpanBuilderOptions } from "../src/traces/spans.ts";
+import { planTrace, type TracePlanOptions } from "../src/traces/spans.ts";
 import { ConsoleSink, DiscardingSink, traceLines } from "../src/traces/tracer.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { mulberry32 } from "../src/tools/traffic.ts";
 import { decodeTraceRequest } from "./support/otlp_receiver.ts";
 
 const NOW = 1_700_000_000_000;
-const options: SpanBuilderOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
+const options: TracePlanOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
 
 function packets(): ExportPacket[] {
   const v5 = encodeV5({ sysUptimeMs: 50_000, exportTimeMs: NOW, sequence: 1 }, [

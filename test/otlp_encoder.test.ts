@@ -14,14 +14,14 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { planTrace, type SpanBuilderOptions } from "../src/traces/spans.ts";
+import { planTrace, type TracePlanOptions } from "../src/traces/spans.ts";
 import { encodeIpfix, encodeV5, flowRecord, standardTemplate, VARIABLE_LENGTH } from "../src/tools/encode.ts";
 import { mulberry32, TrafficGenerator } from "../src/tools/traffic.ts";
 import { type DecodedSpan, decodeTraceRequest } from "./support/otlp_receiver.ts";
 import { SpanBuilder } from "./support/sdk_spans.ts";
 
 const resource = { "service.name": "nf2t", "service.version": "9.9.9", "deployment.environment": "täst" };
-const options: SpanBuilderOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
+const options: TracePlanOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
 const now = 1_700_000_000_000;
 
 function packets(): ExportPacket[] {

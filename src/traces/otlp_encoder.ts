@@ -24,9 +24,9 @@ import { ProtobufWriter, varintSize } from "../protobuf.ts";
 import {
   exceptionEventAttributes,
   packetSpanTimes,
-  type SpanBuilderOptions,
   SpanTimes,
   type TracePlan,
+  type TracePlanOptions,
 } from "./spans.ts";
 
 /** OTLP SpanKind on the wire (the API's enum + 1). */
@@ -451,7 +451,7 @@ export class OtlpTraceEncoder {
    * (a test holds them equal), without building the plan: flow spans are written straight from the decoded
    * flows. Returns how many spans were written.
    */
-  writePacket(packet: ExportPacket, options: SpanBuilderOptions): number {
+  writePacket(packet: ExportPacket, options: TracePlanOptions): number {
     const w = this.spans;
     const times = this.times;
     packetSpanTimes(packet, options.spanTime === "receive", times);

@@ -13,7 +13,7 @@ import { Delivery } from "./delivery.ts";
 import { type ExportCounters, type ExportStatus, zeroExportCounters } from "./export_counters.ts";
 import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
-import type { SpanBuilderOptions } from "./spans.ts";
+import type { TracePlanOptions } from "./spans.ts";
 import { Spool } from "./spool.ts";
 import { ConsoleSink, DiscardingSink, type TracingOptions } from "./tracer.ts";
 
@@ -29,7 +29,7 @@ export interface TraceSink {
   shutdown(): Promise<void>;
 }
 
-export interface SinkOptions extends TracingOptions, SpanBuilderOptions {
+export interface SinkOptions extends TracingOptions, TracePlanOptions {
   scopeName: string;
   scopeVersion: string;
   /** Bytes per OTLP request at most (NETFLOW_MAX_REQUEST_BYTES). */

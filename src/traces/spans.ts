@@ -10,7 +10,8 @@ import { type FlowTimes, flowTimes, referenceTimeMs } from "../netflow/time.ts";
 import type { DecodeError, ExportPacket } from "../netflow/types.ts";
 import { type AttributeCountLimit, type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
 
-export interface SpanBuilderOptions {
+/** The settings that shape every packet's trace (from the configuration; the same for every writer). */
+export interface TracePlanOptions {
   /** `flow`: spans at the flows' own times; `receive`: flow spans end at the receive time. */
   spanTime: "flow" | "receive";
   collectorHost: string;
@@ -95,7 +96,7 @@ export function packetSpanTimes(packet: ExportPacket, receiveMode: boolean, out:
 const planTimes = new SpanTimes();
 
 /** Times and attributes of every span of `packet`'s trace. */
-export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): TracePlan {
+export function planTrace(packet: ExportPacket, options: TracePlanOptions): TracePlan {
   const n = packet.flows.length;
   const flows: TracePlan["flows"] = new Array(n);
   const times = planTimes;

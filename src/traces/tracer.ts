@@ -17,7 +17,7 @@ import {
   zeroExportCounters,
 } from "./export_counters.ts";
 import type { TraceSink } from "./sink.ts";
-import { planTrace, type SpanBuilderOptions, type TracePlan } from "./spans.ts";
+import { planTrace, type TracePlan, type TracePlanOptions } from "./spans.ts";
 
 /** What the exporters need from the configuration (config.ts is the one place that reads it). */
 export type TracingOptions = Pick<
@@ -74,7 +74,7 @@ export class ConsoleSink implements TraceSink {
   private readonly timer: ReturnType<typeof setInterval>;
 
   constructor(
-    private readonly options: Pick<TracingOptions, "bsp"> & SpanBuilderOptions,
+    private readonly options: Pick<TracingOptions, "bsp"> & TracePlanOptions,
     private readonly write: (text: string) => void = (text) => void process.stdout.write(text),
   ) {
     this.timer = setInterval(() => this.flush(), options.bsp.scheduleDelayMs);

@@ -14,7 +14,7 @@ import {
 } from "@opentelemetry/api";
 import { wireTimeMs } from "../../src/netflow/time.ts";
 import type { ExportPacket } from "../../src/netflow/types.ts";
-import { exceptionEventAttributes, planTrace, type SpanBuilderOptions } from "../../src/traces/spans.ts";
+import { exceptionEventAttributes, planTrace, type TracePlanOptions } from "../../src/traces/spans.ts";
 
 /**
  * Epoch milliseconds (possibly fractional) → HrTime, to the microsecond: a double holding epoch
@@ -30,7 +30,7 @@ export function hrTime(ms: number): HrTime {
 
 /** Writes a packet's trace through the OpenTelemetry SDK Tracer. */
 export class SpanBuilder {
-  constructor(private readonly tracer: Tracer, private readonly options: SpanBuilderOptions) {}
+  constructor(private readonly tracer: Tracer, private readonly options: TracePlanOptions) {}
 
   /** Creates and ends all spans of one packet's trace; returns the number of spans created. */
   emit(packet: ExportPacket): number {
