@@ -14,8 +14,9 @@ import { BasicTracerProvider, type ReadableSpan, type SpanProcessor } from "@ope
 import { ProtobufTraceSerializer } from "@opentelemetry/otlp-transformer";
 import { constants, gzipSync } from "node:zlib";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
-import { planTrace, SpanBuilder } from "../src/traces/spans.ts";
+import { planTrace } from "../src/traces/spans.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
+import { SpanBuilder } from "../test/support/sdk_spans.ts";
 import {
   type EncodableFlow,
   encodeIpfix,

@@ -12,7 +12,8 @@
  * ```ts
  * const log = createLogger("INFO");
  * log.info("templates restored", { file: "/var/lib/n2t/templates.json", templates: 12 });
- * if (log.enabled("DEBUG")) log.debug("expensive", { detail: describe() });
+ * const state = { exporters: 3 };
+ * if (log.enabled("DEBUG")) log.debug("state", { dump: JSON.stringify(state) }); // built only when written
  * ```
  */
 import process from "node:process";
@@ -110,9 +111,6 @@ export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logg
   };
 }
 
-/** A logger that writes nothing (for tests and library use). */
-export const silentLogger: Logger = createLogger("CRITICAL", { write: () => {} });
-
 export interface RateLimitedLogger {
   /**
    * Logs under `key` at most once per interval. The first line after a quiet period carries
@@ -134,6 +132,8 @@ const MAX_KEYS = 10_000;
  *
  * @example
  * ```ts
+ * const log = createLogger("INFO");
+ * const exporter = "192.0.2.1";
  * const limited = rateLimited(log, 60_000);
  * limited.log("INFO", `templates:${exporter}`, "waiting for templates", { exporter });
  * ```

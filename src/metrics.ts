@@ -6,14 +6,22 @@
  * bookkeeping runs on the receive path.
  *
  * ```ts
- * const sources: MetricsSources = { ingest, exported, decoder, queueDepth: () => 0, queueCapacity: 65_536 };
- * const health = new HealthTracker(() => exportStatus, () => receiveLoopRunning);
- * await startHttpServer(host, port, { metrics: () => prometheusText(sources), healthy: () => health.healthy() });
+ * import { startHttpServer } from "./http.ts";
+ * import type { ExportStatus } from "./traces/export_counters.ts";
+ * declare const sources: MetricsSources; // the live counters: ingest, export, decoder state
+ * declare const exportStatus: () => ExportStatus;
+ * const health = new HealthTracker(exportStatus, () => true);
+ * await startHttpServer("127.0.0.1", 9464, {
+ *   metrics: () => prometheusText(sources),
+ *   healthy: () => health.healthy(),
+ *   healthDetail: () => health.detail(sources.exported),
+ * });
  * ```
  */
 import type { ExportCounters, IngestCounters } from "./counters.ts";
-import type { TemplateDecoderStats } from "./netflow/template_decoder.ts";
+import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
+import { ProtobufWriter, WIRE_I64, WIRE_LEN, WIRE_VARINT } from "./protobuf.ts";
 
 export interface MetricsSources {
   ingest: IngestCounters;
@@ -41,7 +49,7 @@ export interface MetricDef {
   label?: string;
 }
 
-export const METRIC_PREFIX = "netflow2traces_";
+const METRIC_PREFIX = "netflow2traces_";
 
 /** Every metric `/metrics` serves, in order. The README's list is written from this table. */
 export const METRICS: readonly MetricDef[] = [
@@ -245,7 +253,7 @@ export function prometheusText(sources: MetricsSources): string {
 }
 
 /** `/healthz` turns unhealthy once exports have failed for this long without a success in between. */
-export const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
+const HEALTH_EXPORT_FAILING_MS = 5 * 60_000;
 
 /**
  * The health verdict: healthy while the receive loop runs and exports have not been failing for more than
@@ -295,52 +303,22 @@ export class HealthTracker {
 // The same metrics over OTLP (OTEL_METRICS_EXPORTER=otlp)
 // ---------------------------------------------------------------------------------------------------------
 
-/** Protobuf writer for the few OTLP metrics messages: nested messages are built inside out. */
-class Pb {
-  private parts: number[] = [];
-  private static utf8 = new TextEncoder();
-  private varint(v: number): this {
-    while (v > 127) {
-      this.parts.push((v & 127) | 128);
-      v = Math.floor(v / 128);
-    }
-    this.parts.push(v);
-    return this;
-  }
-  bytes(field: number, b: Uint8Array): this {
-    this.varint((field << 3) | 2).varint(b.length);
-    for (const x of b) this.parts.push(x);
-    return this;
-  }
-  string(field: number, s: string): this {
-    return this.bytes(field, Pb.utf8.encode(s));
-  }
-  uint(field: number, v: number): this {
-    return this.varint(field << 3).varint(v);
-  }
-  fixed64(field: number, v: bigint): this {
-    this.varint((field << 3) | 1);
-    for (let i = 0n; i < 64n; i += 8n) this.parts.push(Number((v >> i) & 0xffn));
-    return this;
-  }
-  double(field: number, v: number): this {
-    this.varint((field << 3) | 1);
-    const b = new Uint8Array(8);
-    new DataView(b.buffer).setFloat64(0, v, true);
-    for (const x of b) this.parts.push(x);
-    return this;
-  }
-  done(): Uint8Array {
-    return new Uint8Array(this.parts);
-  }
-}
-
-function keyValue(key: string, value: string): Uint8Array {
-  return new Pb().string(1, key).bytes(2, new Pb().string(1, value).done()).done();
+/** KeyValue { key (1), value (2): AnyValue { string_value (1) } } as field `field` of the enclosing message. */
+function keyValue(w: ProtobufWriter, field: number, key: string, value: string): void {
+  w.tag(field, WIRE_LEN);
+  const kv = w.begin();
+  w.tag(1, WIRE_LEN);
+  w.string(key);
+  w.tag(2, WIRE_LEN);
+  const any = w.begin();
+  w.tag(1, WIRE_LEN);
+  w.string(value);
+  w.end(any);
+  w.end(kv);
 }
 
 /** OTLP metric names: `netflow2traces.<name>` without Prometheus' `_total` (exporters to Prometheus add it). */
-export function otlpMetricName(def: MetricDef): string {
+function otlpMetricName(def: MetricDef): string {
   return "netflow2traces." + def.name.replace(/_total$/, "");
 }
 
@@ -348,38 +326,75 @@ export function otlpMetricName(def: MetricDef): string {
  * An `ExportMetricsServiceRequest` with every metric of {@link METRICS}: counters as cumulative monotonic sums
  * (from `startNs`), gauges as gauges, all values as doubles.
  */
-export function encodeMetricsRequest(
+function encodeMetricsRequest(
   sources: MetricsSources,
   resource: Record<string, string>,
   scope: { name: string; version: string },
   startNs: bigint,
   nowNs: bigint,
 ): Uint8Array {
-  const scopeMetrics = new Pb().bytes(1, new Pb().string(1, scope.name).string(2, scope.version).done());
+  const w = new ProtobufWriter(8192);
+  // ExportMetricsServiceRequest.resource_metrics (1) { resource (1), scope_metrics (2) }
+  w.tag(1, WIRE_LEN);
+  const resourceMetrics = w.begin();
+  w.tag(1, WIRE_LEN);
+  const res = w.begin();
+  for (const [k, v] of Object.entries(resource)) keyValue(w, 1, k, v);
+  w.end(res);
+  w.tag(2, WIRE_LEN);
+  const scopeMetrics = w.begin();
+  w.tag(1, WIRE_LEN);
+  const scopeMark = w.begin();
+  w.tag(1, WIRE_LEN);
+  w.string(scope.name);
+  w.tag(2, WIRE_LEN);
+  w.string(scope.version);
+  w.end(scopeMark);
   for (const def of METRICS) {
     const value = def.read(sources);
     const points = typeof value === "number" ? [[undefined, value] as const] : Object.entries(value);
-    const data = new Pb();
+    // ScopeMetrics.metrics (2) { name (1), description (2), unit (3), gauge (5) | sum (7) }
+    w.tag(2, WIRE_LEN);
+    const metric = w.begin();
+    w.tag(1, WIRE_LEN);
+    w.string(otlpMetricName(def));
+    w.tag(2, WIRE_LEN);
+    w.string(def.help);
+    w.tag(3, WIRE_LEN);
+    w.string("1");
+    w.tag(def.type === "counter" ? 7 : 5, WIRE_LEN);
+    const data = w.begin();
     for (const [label, v] of points) {
-      const point = new Pb();
-      if (def.type === "counter") point.fixed64(2, startNs);
-      point.fixed64(3, nowNs).double(4, v);
-      if (label !== undefined) point.bytes(7, keyValue(def.label!, label));
-      data.bytes(1, point.done());
+      // data_points (1) { start_time_unix_nano (2), time_unix_nano (3), as_double (4), attributes (7) }
+      w.tag(1, WIRE_LEN);
+      const point = w.begin();
+      if (def.type === "counter") {
+        w.tag(2, WIRE_I64);
+        w.fixed64(startNs);
+      }
+      w.tag(3, WIRE_I64);
+      w.fixed64(nowNs);
+      w.tag(4, WIRE_I64);
+      w.double(v);
+      if (label !== undefined) keyValue(w, 7, def.label!, label);
+      w.end(point);
     }
-    if (def.type === "counter") data.uint(2, 2).uint(3, 1); // CUMULATIVE, monotonic
-    const metric = new Pb().string(1, otlpMetricName(def)).string(2, def.help).string(3, "1")
-      .bytes(def.type === "counter" ? 7 : 5, data.done());
-    scopeMetrics.bytes(2, metric.done());
+    if (def.type === "counter") {
+      w.tag(2, WIRE_VARINT);
+      w.varint(2); // aggregation_temporality: CUMULATIVE
+      w.tag(3, WIRE_VARINT);
+      w.varint(1); // is_monotonic
+    }
+    w.end(data);
+    w.end(metric);
   }
-  const res = new Pb();
-  for (const [k, v] of Object.entries(resource)) res.bytes(1, keyValue(k, v));
-  const resourceMetrics = new Pb().bytes(1, res.done()).bytes(2, scopeMetrics.done());
-  return new Pb().bytes(1, resourceMetrics.done()).done();
+  w.end(scopeMetrics);
+  w.end(resourceMetrics);
+  return w.take();
 }
 
 /** The OTLP/HTTP metrics URL next to a traces URL: `…/v1/traces` → `…/v1/metrics`, else `<origin>/v1/metrics`. */
-export function metricsUrl(tracesUrl: string): string {
+function metricsUrl(tracesUrl: string): string {
   if (/\/v1\/traces\/?$/.test(tracesUrl)) return tracesUrl.replace(/\/v1\/traces\/?$/, "/v1/metrics");
   return new URL("/v1/metrics", tracesUrl).href;
 }

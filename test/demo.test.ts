@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import process from "node:process";
-// The only test-only dependency, locked in deno.lock (package.json lists what the product ships).
+// Imported by specifier, not listed in package.json (only this test reads YAML); locked in deno.lock.
 // deno-lint-ignore no-import-prefix
 import { parseDocument } from "npm:yaml@2";
 import { parseCli } from "../src/config.ts";

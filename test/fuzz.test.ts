@@ -14,7 +14,7 @@ import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { ElementType, knownElements } from "../src/netflow/elements.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { type EncodedTraceRequest, OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { planTrace, type SpanBuilderOptions } from "../src/traces/spans.ts";
+import { planTrace, type TracePlanOptions } from "../src/traces/spans.ts";
 import { type Attributes, decodeTraceRequest } from "./support/otlp_receiver.ts";
 
 Deno.test("fuzz: mutated and random datagrams never crash the decoder, in bounded time and state", () => {
@@ -83,7 +83,7 @@ function parseCorpus(text: string): CorpusCase[] {
 const EXPORTER = "192.0.2.1";
 const RECEIVED_MS = 1_700_000_000_000;
 /** The collector's defaults: what a packet meets on its way to the wire. */
-const TRACE_OPTIONS: SpanBuilderOptions = {
+const TRACE_OPTIONS: TracePlanOptions = {
   spanTime: "flow",
   collectorHost: "0.0.0.0",
   collectorPort: 2055,
@@ -145,7 +145,7 @@ function integerProblem(key: string, wire: number | bigint, planned: unknown): s
  * root), attribute counts and value lengths within the limits, times between 1970 and 2262 with the root
  * enclosing every span, and integers neither negative nor wrapped.
  */
-function traceProblems(p: ExportPacket, options: SpanBuilderOptions): { spans: number; problems: string[] } {
+function traceProblems(p: ExportPacket, options: TracePlanOptions): { spans: number; problems: string[] } {
   const out: string[] = [];
   const limit = options.attributeCountLimit ?? Infinity;
   const plan = planTrace(p, options);

@@ -14,13 +14,14 @@ import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { planTrace, SpanBuilder, type SpanBuilderOptions } from "../src/traces/spans.ts";
+import { planTrace, type TracePlanOptions } from "../src/traces/spans.ts";
 import { encodeIpfix, encodeV5, flowRecord, standardTemplate, VARIABLE_LENGTH } from "../src/tools/encode.ts";
 import { mulberry32, TrafficGenerator } from "../src/tools/traffic.ts";
 import { type DecodedSpan, decodeTraceRequest } from "./support/otlp_receiver.ts";
+import { SpanBuilder } from "./support/sdk_spans.ts";
 
 const resource = { "service.name": "nf2t", "service.version": "9.9.9", "deployment.environment": "täst" };
-const options: SpanBuilderOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
+const options: TracePlanOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
 const now = 1_700_000_000_000;
 
 function packets(): ExportPacket[] {
@@ -197,7 +198,7 @@ Deno.test("direct OTLP encoding equals the SDK's where the attribute count limit
     ],
   };
   const limited = { ...options, attributeCountLimit: 64 };
-  // The SDK's own limit as tracer.ts sets it (above the plan's): the plan's drops are what both report.
+  // The SDK's own limit at the collector's default, 1,024 (above the plan's): the plan's drops are what both report.
   const sdk = viaSdk([p], limited, 1024);
   const direct = viaEncoder([p], limited);
   assertSameSpans(sdk, direct);

@@ -8,20 +8,13 @@
 import assert from "node:assert/strict";
 import { existsSync, readFileSync } from "node:fs";
 import { ENV_VARS } from "../src/config.ts";
-import { SUBCOMMAND_NAMES } from "../src/tools/subcommands.ts";
+import { SUBCOMMANDS } from "../src/tools/subcommands.ts";
 import { dirname, fromFileUrl, join } from "./support/paths.ts";
 
 const ROOT = join(dirname(fromFileUrl(import.meta.url)), "..");
 const read = (rel: string) => readFileSync(join(ROOT, rel), "utf8");
 const DOCS = ["README.md", "docs/ROUTERS.md", "docs/BACKENDS.md"] as const;
 const ROUTERS = read("docs/ROUTERS.md");
-
-/**
- * Subcommands planned for issue 16 and written on another branch while these docs were: documentation may
- * name them before src/tools/subcommands.ts has them. Exactly these two, nothing else; both have since landed
- * in SUBCOMMAND_NAMES, so this list can be emptied.
- */
-const PLANNED_SUBCOMMANDS = ["check", "replay"] as const;
 
 /** `## ` sections of a Markdown file by heading text (fenced code is not mistaken for headings). */
 function sections(markdown: string, level = 2): Map<string, string> {
@@ -285,7 +278,7 @@ function subcommandMentions(markdown: string): string[] {
 }
 
 Deno.test("every `netflow2traces <subcommand>` in README.md, docs/ROUTERS.md and docs/BACKENDS.md exists", () => {
-  const known = new Set<string>([...SUBCOMMAND_NAMES, ...PLANNED_SUBCOMMANDS]);
+  const known = new Set<string>(Object.keys(SUBCOMMANDS));
   const mentioned = new Set<string>();
   for (const doc of DOCS) {
     for (const name of subcommandMentions(read(doc))) {

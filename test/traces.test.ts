@@ -13,8 +13,9 @@ import { createHash } from "node:crypto";
 import { serverSide } from "../src/traces/inference.ts";
 import { protocolName } from "../src/traces/protocols.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import { hrTime, planTrace, SpanBuilder } from "../src/traces/spans.ts";
+import { planTrace } from "../src/traces/spans.ts";
 import { decodeTraceRequest } from "./support/otlp_receiver.ts";
+import { hrTime, SpanBuilder } from "./support/sdk_spans.ts";
 
 Deno.test("client/server inference follows SPEC §4", () => {
   assert.equal(serverSide(51000, 443), "destination");

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
-import type { SpanBuilderOptions, TracePlan } from "../src/traces/spans.ts";
+import type { TracePlan, TracePlanOptions } from "../src/traces/spans.ts";
 import { encodeIpfix, encodeV5, encodeV9, flowRecord, IE, standardTemplate } from "../src/tools/encode.ts";
 import { type DecodedSpan, decodeTraceRequest } from "./support/otlp_receiver.ts";
 
@@ -17,7 +17,7 @@ const NS = 1_000_000n;
 /** 2^63 ns: where signed readers of the fixed64 times break (2262-04-11). */
 const WIRE_END_NS = 2n ** 63n;
 
-const options = (spanTime: "flow" | "receive" = "flow"): SpanBuilderOptions => ({
+const options = (spanTime: "flow" | "receive" = "flow"): TracePlanOptions => ({
   spanTime,
   collectorHost: "0.0.0.0",
   collectorPort: 2055,

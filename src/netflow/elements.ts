@@ -383,7 +383,7 @@ const SNAKE_OVERRIDES: Record<string, string> = {
 const KEY_OVERRIDES: Record<number, string> = { 58: "netflow.vlan.id" };
 
 /** `postNATSourceIPv4Address` → `post_nat_source_ipv4_address`. */
-export function snakeCase(name: string): string {
+function snakeCase(name: string): string {
   const override = SNAKE_OVERRIDES[name];
   if (override !== undefined) return override;
   return name

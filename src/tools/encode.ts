@@ -3,6 +3,7 @@
  * Shared by the tests, the benchmarks and the `send` subcommand.
  *
  * ```ts
+ * const flows: EncodableFlow[] = [{ srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", protocol: 6, bytes: 1500 }];
  * const t = standardTemplate(4);
  * const bytes = encodeIpfix({ exportTimeMs: Date.now(), sequence: 1, observationDomainId: 7 }, [
  *   { type: "templates", templates: [t] },

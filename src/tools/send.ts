@@ -18,7 +18,7 @@ import {
   TrafficGenerator,
 } from "./traffic.ts";
 
-export const SEND_HELP = `Usage: netflow2traces send [options]
+const SEND_HELP = `Usage: netflow2traces send [options]
 
 Sends synthetic NetFlow/IPFIX exports (realistic TCP/UDP/ICMP flows) to a collector over UDP.
 

@@ -32,7 +32,7 @@ export const SUBCOMMANDS: Readonly<Record<string, { summary: string; load: () =>
 };
 
 /** Names of the subcommands, for help texts. */
-export const SUBCOMMAND_NAMES: readonly string[] = Object.keys(SUBCOMMANDS);
+const SUBCOMMAND_NAMES: readonly string[] = Object.keys(SUBCOMMANDS);
 
 /** Runs subcommand `name` with `args`; returns its exit code (2 for an unknown subcommand). */
 export async function runSubcommand(name: string, args: string[]): Promise<number> {

@@ -4,7 +4,7 @@
  * Service ports above 1024 that identify a server; ports up to 1024 are decided by the first two rules.
  * The one list of well-known service ports, in one place.
  */
-export const SERVICE_PORTS: ReadonlySet<number> = new Set([
+const SERVICE_PORTS: ReadonlySet<number> = new Set([
   22,
   53,
   80,

@@ -20,12 +20,13 @@ import {
 } from "./attributes.ts";
 import { type Attributes, writeSpecAttributes } from "./attributes.ts";
 import { COMMUNITY_ID_LENGTH, communityIdInto } from "./community_id.ts";
+import { ProtobufWriter, varintSize } from "../protobuf.ts";
 import {
   exceptionEventAttributes,
   packetSpanTimes,
-  type SpanBuilderOptions,
   SpanTimes,
   type TracePlan,
+  type TracePlanOptions,
 } from "./spans.ts";
 
 /** OTLP SpanKind on the wire (the API's enum + 1). */
@@ -36,68 +37,12 @@ const STATUS_ERROR = 2;
 const SPAN_FLAGS = 0x101;
 const TWO_32 = 0x1_0000_0000;
 
-/** A growable protobuf writer with the few wire types OTLP traces need. */
-class Writer {
-  buf: Uint8Array;
-  pos = 0;
-  private view: DataView;
-  /** A new buffer of `capacity` bytes, or writing into `storage` from its start. */
-  constructor(capacity: number | Uint8Array = 1 << 16) {
-    this.buf = typeof capacity === "number" ? new Uint8Array(capacity) : capacity;
-    this.view = new DataView(this.buf.buffer, this.buf.byteOffset, this.buf.byteLength);
-  }
-  private static readonly utf8 = new TextEncoder();
-
-  ensure(n: number): void {
-    if (this.pos + n <= this.buf.length) return;
-    let size = this.buf.length * 2;
-    while (size < this.pos + n) size *= 2;
-    const next = new Uint8Array(size);
-    next.set(this.buf.subarray(0, this.pos));
-    this.buf = next;
-    this.view = new DataView(next.buffer);
-  }
-
-  /** Unsigned varint; negative integers as 10-byte two's complement (int64). */
-  varint(v: number): void {
-    this.ensure(10);
-    const b = this.buf;
-    if (v >= 0 && v < 0x80) {
-      b[this.pos++] = v;
-      return;
-    }
-    let lo: number, hi: number;
-    if (v >= 0) {
-      lo = v >>> 0;
-      hi = Math.floor(v / TWO_32) >>> 0;
-    } else {
-      const a = -v;
-      lo = a >>> 0;
-      hi = Math.floor(a / TWO_32) >>> 0;
-      lo = (~lo + 1) >>> 0;
-      hi = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
-    }
-    while (hi > 0 || lo > 0x7f) {
-      b[this.pos++] = (lo & 0x7f) | 0x80;
-      lo = ((lo >>> 7) | (hi << 25)) >>> 0;
-      hi = hi >>> 7;
-    }
-    b[this.pos++] = lo;
-  }
-
-  tag(field: number, wireType: number): void {
-    this.varint((field << 3) | wireType);
-  }
-
-  fixed32(v: number): void {
-    this.ensure(4);
-    this.view.setUint32(this.pos, v, true);
-    this.pos += 4;
-  }
-
+/** The shared protobuf writer plus what spans need: times, and fast paths for flow attributes. */
+class SpanWriter extends ProtobufWriter {
   /**
-   * Epoch milliseconds → fixed64 nanoseconds, to the microsecond (as `hrTime()` rounds). Plans hold only
-   * times from the epoch to 2262; the clamp (as `wireTimeMs()`, inlined) keeps anything else from wrapping.
+   * Epoch milliseconds → fixed64 nanoseconds, to the microsecond (as the console exporter rounds). Plans hold
+   * only times from the epoch to 2262; the clamp (as `wireTimeMs()`, inlined) keeps anything else from
+   * wrapping.
    */
   timeMs(ms: number): void {
     if (!(ms > 0 && ms <= MAX_WIRE_TIME_MS)) ms = ms > 0 ? MAX_WIRE_TIME_MS : 0;
@@ -109,81 +54,6 @@ class Writer {
     this.view.setUint32(this.pos, lowNs - carry * TWO_32, true);
     this.view.setUint32(this.pos + 4, high * 1000 + carry, true);
     this.pos += 8;
-  }
-
-  double(v: number): void {
-    this.ensure(8);
-    this.view.setFloat64(this.pos, v, true);
-    this.pos += 8;
-  }
-
-  raw(bytes: Uint8Array): void {
-    this.ensure(bytes.length);
-    this.buf.set(bytes, this.pos);
-    this.pos += bytes.length;
-  }
-
-  /** A length-delimited string; ASCII (addresses, names) is copied without an encoder call. */
-  string(s: string): void {
-    const n = s.length;
-    let ascii = n < 0x80;
-    if (ascii) {
-      for (let i = 0; i < n; i++) {
-        if (s.charCodeAt(i) > 0x7f) {
-          ascii = false;
-          break;
-        }
-      }
-    }
-    if (ascii) {
-      this.ensure(1 + n);
-      const b = this.buf;
-      b[this.pos++] = n;
-      for (let i = 0; i < n; i++) b[this.pos++] = s.charCodeAt(i);
-      return;
-    }
-    const bytes = Writer.utf8.encode(s);
-    this.varint(bytes.length);
-    this.raw(bytes);
-  }
-
-  /** Starts a length-delimited field: reserves one length byte, widened in {@link end} if needed. */
-  begin(): number {
-    this.ensure(1);
-    return this.pos++;
-  }
-
-  end(mark: number): void {
-    const len = this.pos - mark - 1;
-    if (len < 0x80) {
-      this.buf[mark] = len;
-      return;
-    }
-    let extra = 0;
-    for (let v = len >>> 7; v > 0; v >>>= 7) extra++;
-    this.ensure(extra);
-    this.buf.copyWithin(mark + 1 + extra, mark + 1, this.pos);
-    this.pos += extra;
-    let p = mark, v = len;
-    while (v >= 0x80) {
-      this.buf[p++] = (v & 0x7f) | 0x80;
-      v >>>= 7;
-    }
-    this.buf[p] = v;
-  }
-
-  take(): Uint8Array {
-    const out = this.buf.slice(0, this.pos);
-    this.pos = 0;
-    return out;
-  }
-
-  /** Copies `n` bytes of `src` from `from` (short runs: a loop is cheaper than `set` for them). */
-  copy(src: Uint8Array, from: number, n: number): void {
-    const b = this.buf;
-    let p = this.pos;
-    for (let i = from, e = from + n; i < e; i++) b[p++] = src[i];
-    this.pos = p;
   }
 
   /**
@@ -283,7 +153,7 @@ const FAST_ATTRIBUTE_MAX = 130;
 
 /** `KeyValue.key` (tag, length, UTF-8) followed by the tag of `KeyValue.value`: what precedes a value. */
 function keyBytes(key: string): Uint8Array {
-  const w = new Writer(key.length * 3 + 8);
+  const w = new SpanWriter(key.length * 3 + 8);
   w.tag(1, 2);
   w.string(key);
   w.tag(2, 2);
@@ -341,7 +211,7 @@ const FLOW_FRAME_MAX = 3 + FLOW_HEAD.length + 18 + 11 + FLOW_TAIL.length;
  * Ends a span whose length was reserved as two bytes at `mark`: most flow spans are 128 B – 16 KiB, so
  * only the others move.
  */
-function endSpan(w: Writer, mark: number): void {
+function endSpan(w: SpanWriter, mark: number): void {
   const len = w.pos - mark - 2;
   const b = w.buf;
   if (len >= 0x80 && len < 0x4000) {
@@ -368,7 +238,7 @@ const TIME_ADJUSTED_KEY = FLOW_KEY_BYTES[K["netflow.flow.time_adjusted"]];
 
 /** Writes the SPEC attributes of a flow span straight into the request (the encoder's {@link AttributeSink}). */
 class SpanAttributeWriter implements AttributeSink {
-  constructor(private readonly w: Writer) {}
+  constructor(private readonly w: SpanWriter) {}
   string(key: number, value: string): void {
     this.w.stringAttribute(FLOW_KEY_BYTES[key], value);
   }
@@ -406,7 +276,7 @@ class IdSource {
     return id;
   }
   /** Writes a fresh id of `n` bytes at w.buf[w.pos] (no view allocated: the per-flow path). */
-  writeTo(w: Writer, n: 8 | 16): void {
+  writeTo(w: SpanWriter, n: 8 | 16): void {
     this.refill(n);
     w.copy(this.pool, this.pos, n);
     this.pos += n;
@@ -458,7 +328,7 @@ export interface RequestLimits {
  * stays whole. Not re-entrant: one encoder per producer.
  */
 export class OtlpTraceEncoder {
-  private readonly spans = new Writer();
+  private readonly spans = new SpanWriter();
   private readonly header: Uint8Array;
   private readonly keys = new Map<string, Uint8Array>();
   private readonly ids: IdSource;
@@ -487,7 +357,7 @@ export class OtlpTraceEncoder {
     this.attributeWriter = new SpanAttributeWriter(this.spans);
     this.flowHead.set(FLOW_HEAD);
     // resource (ResourceSpans.1) and scope (ScopeSpans.1) never change: encode them once.
-    const w = new Writer(4096);
+    const w = new SpanWriter(4096);
     w.tag(1, 2);
     const r = w.begin();
     this.attributes(w, identity.resource, 1);
@@ -581,7 +451,7 @@ export class OtlpTraceEncoder {
    * (a test holds them equal), without building the plan: flow spans are written straight from the decoded
    * flows. Returns how many spans were written.
    */
-  writePacket(packet: ExportPacket, options: SpanBuilderOptions): number {
+  writePacket(packet: ExportPacket, options: TracePlanOptions): number {
     const w = this.spans;
     const times = this.times;
     packetSpanTimes(packet, options.spanTime === "receive", times);
@@ -637,7 +507,7 @@ export class OtlpTraceEncoder {
 
   /** One `netflow.flow` span (ScopeSpans.spans = 2), fields in the SDK serializer's order. */
   private flowSpan(
-    w: Writer,
+    w: SpanWriter,
     flow: Flow,
     index: number,
     version: number,
@@ -728,7 +598,7 @@ export class OtlpTraceEncoder {
     const scopeSpansLen = this.scope.length + body.length;
     const resourceSpansLen = this.header.length + 1 + varintSize(scopeSpansLen) + scopeSpansLen;
     const size = 1 + varintSize(resourceSpansLen) + resourceSpansLen;
-    const out = new Writer(storage && storage.length >= size ? storage : size);
+    const out = new SpanWriter(storage && storage.length >= size ? storage : size);
     out.tag(1, 2);
     out.varint(resourceSpansLen);
     out.raw(this.header);
@@ -742,7 +612,7 @@ export class OtlpTraceEncoder {
 
   // One Span message (ScopeSpans.spans = 2), fields in the SDK serializer's order.
   private span(
-    w: Writer,
+    w: SpanWriter,
     traceId: Uint8Array,
     spanId: Uint8Array,
     parentId: Uint8Array | undefined,
@@ -808,7 +678,7 @@ export class OtlpTraceEncoder {
     w.end(mark);
   }
 
-  private attributes(w: Writer, attributes: Attributes, field: number): void {
+  private attributes(w: SpanWriter, attributes: Attributes, field: number): void {
     const tag = (field << 3) | 2;
     for (const key in attributes) w.keyValue(tag, this.key(key), attributes[key]);
   }
@@ -823,13 +693,4 @@ export class OtlpTraceEncoder {
     }
     return bytes;
   }
-}
-
-function varintSize(v: number): number {
-  let n = 1;
-  while (v >= 0x80) {
-    v = Math.floor(v / 128);
-    n++;
-  }
-  return n;
 }

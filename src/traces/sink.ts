@@ -4,18 +4,19 @@
  * - `otlp`: {@link OtlpSpanSink} encodes spans straight to OTLP protobuf (otlp_encoder.ts) and hands the
  *   requests to delivery.ts (bounded queue, retries until accepted, optional spool, visible trouble), which
  *   sends them over HTTP or gRPC (http_transport.ts, grpc_transport.ts).
- * - `console` and `none`: the OpenTelemetry SDK Tracer and batch processor (tracer.ts).
+ * - `console`: {@link ConsoleSink} prints the same trace plans as JSON lines; `none`: {@link DiscardingSink}
+ *   drops them unbuilt (tracer.ts).
  */
 import type { Logger } from "../log.ts";
 import type { ExportPacket } from "../netflow/types.ts";
 import { Delivery } from "./delivery.ts";
 import { countDropped, countQueued, type ExportCounters, zeroExportCounters } from "../counters.ts";
-import { type ExportStatus, initialExportStatus } from "./export_status.ts";
+import type { ExportStatus } from "./export_status.ts";
 import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
-import { SpanBuilder, type SpanBuilderOptions } from "./spans.ts";
+import type { TracePlanOptions } from "./spans.ts";
 import { Spool } from "./spool.ts";
-import { createTracing, type TracingOptions } from "./tracer.ts";
+import { ConsoleSink, DiscardingSink, type TracingOptions } from "./tracer.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */
@@ -29,7 +30,7 @@ export interface TraceSink {
   shutdown(): Promise<void>;
 }
 
-export interface SinkOptions extends TracingOptions, SpanBuilderOptions {
+export interface SinkOptions extends TracingOptions, TracePlanOptions {
   scopeName: string;
   scopeVersion: string;
   /** Bytes per OTLP request at most (NETFLOW_MAX_REQUEST_BYTES). */
@@ -37,34 +38,13 @@ export interface SinkOptions extends TracingOptions, SpanBuilderOptions {
 }
 
 export function createTraceSink(options: SinkOptions, log: Logger): TraceSink {
-  return options.tracesExporter === "otlp" ? new OtlpSpanSink(options, log) : new SdkSink(options);
-}
-
-/** The SDK path: Tracer → BatchSpanProcessor → exporter (console lines, or nothing). */
-class SdkSink implements TraceSink {
-  private readonly tracing;
-  private readonly builder;
-  constructor(options: SinkOptions) {
-    this.tracing = createTracing(options);
-    this.builder = new SpanBuilder(
-      this.tracing.provider.getTracer(options.scopeName, options.scopeVersion),
-      options,
-    );
-  }
-  get counters(): ExportCounters {
-    return this.tracing.counters;
-  }
-  emit(packet: ExportPacket): void {
-    this.builder.emit(packet);
-  }
-  queueDepth(): number {
-    return this.tracing.queueDepth();
-  }
-  exportStatus(): ExportStatus {
-    return initialExportStatus();
-  }
-  shutdown(): Promise<void> {
-    return this.tracing.shutdown();
+  switch (options.tracesExporter) {
+    case "otlp":
+      return new OtlpSpanSink(options, log);
+    case "console":
+      return new ConsoleSink(options);
+    case "none":
+      return new DiscardingSink();
   }
 }
 

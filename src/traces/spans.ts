@@ -1,24 +1,17 @@
 /**
  * One export packet → one trace: `netflow.export` → `netflow.process_flows` → `netflow.flow` × N (SPEC §2).
  *
- * {@link planTrace} decides every span's times and attributes once; two writers turn the plan into spans:
- * the OpenTelemetry SDK Tracer ({@link SpanBuilder}, used for the console exporter and as the reference in
- * tests) and the direct OTLP encoder (`otlp_encoder.ts`, the fast path for OTLP export).
+ * {@link planTrace} decides every span's times and attributes once; everything that shows spans reads the
+ * plan: the OTLP encoder (`otlp_encoder.ts`, which also writes the same bytes straight from a packet), the
+ * console exporter (`tracer.ts`), and, in tests, the OpenTelemetry SDK Tracer the encoder is proven against
+ * (`test/support/sdk_spans.ts`).
  */
-import {
-  context,
-  type HrTime,
-  type Span,
-  SpanKind,
-  SpanStatusCode,
-  trace,
-  type Tracer,
-} from "@opentelemetry/api";
-import { type FlowTimes, flowTimes, referenceTimeMs, wireTimeMs } from "../netflow/time.ts";
+import { type FlowTimes, flowTimes, referenceTimeMs } from "../netflow/time.ts";
 import type { DecodeError, ExportPacket } from "../netflow/types.ts";
 import { type AttributeCountLimit, type Attributes, exportAttributes, flowAttributes } from "./attributes.ts";
 
-export interface SpanBuilderOptions {
+/** The settings that shape every packet's trace (from the configuration; the same for every writer). */
+export interface TracePlanOptions {
   /** `flow`: spans at the flows' own times; `receive`: flow spans end at the receive time. */
   spanTime: "flow" | "receive";
   collectorHost: string;
@@ -48,18 +41,6 @@ export interface PlannedFlow {
   attributes: Attributes;
   /** Attributes left out for the count limit (OTLP `Span.dropped_attributes_count`). */
   droppedAttributes: number;
-}
-
-/**
- * Epoch milliseconds (possibly fractional) → HrTime, to the microsecond: a double holding epoch
- * milliseconds resolves about 0.2 µs, so finer digits would be noise. Tuples, because the SDK reads
- * small plain numbers as relative times.
- */
-export function hrTime(ms: number): HrTime {
-  // Clamped as the direct encoder clamps (plans hold only such times; this keeps both writers equal).
-  const micros = Math.round(wireTimeMs(ms) * 1000);
-  const sec = Math.floor(micros / 1e6);
-  return [sec, (micros - sec * 1e6) * 1000];
 }
 
 /** Span length for a packet without flows: a short span at its export time. */
@@ -115,7 +96,7 @@ export function packetSpanTimes(packet: ExportPacket, receiveMode: boolean, out:
 const planTimes = new SpanTimes();
 
 /** Times and attributes of every span of `packet`'s trace. */
-export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): TracePlan {
+export function planTrace(packet: ExportPacket, options: TracePlanOptions): TracePlan {
   const n = packet.flows.length;
   const flows: TracePlan["flows"] = new Array(n);
   const times = planTimes;
@@ -155,53 +136,4 @@ export function planTrace(packet: ExportPacket, options: SpanBuilderOptions): Tr
 /** The exception event of a packet that could not be decoded (same on both writers). */
 export function exceptionEventAttributes(error: DecodeError): Attributes {
   return { "exception.type": `netflow.${error.kind}`, "exception.message": error.message };
-}
-
-/** Writes a packet's trace through the OpenTelemetry SDK Tracer. */
-export class SpanBuilder {
-  constructor(private readonly tracer: Tracer, private readonly options: SpanBuilderOptions) {}
-
-  /** Creates and ends all spans of one packet's trace; returns the number of spans created. */
-  emit(packet: ExportPacket): number {
-    const plan = planTrace(packet, this.options);
-    const start = hrTime(plan.startMs), end = hrTime(plan.endMs);
-    const root = this.tracer.startSpan("netflow.export", {
-      kind: SpanKind.CONSUMER,
-      startTime: start,
-      attributes: plan.exportAttributes,
-      root: true,
-    });
-    if (plan.error) {
-      root.addEvent("exception", exceptionEventAttributes(plan.error), start);
-      root.setStatus({ code: SpanStatusCode.ERROR, message: plan.error.message });
-    }
-    const rootContext = trace.setSpan(context.active(), root);
-    const process = this.tracer.startSpan("netflow.process_flows", {
-      startTime: start,
-      attributes: { "netflow.flow.count": plan.flows.length },
-    }, rootContext);
-    const processContext = trace.setSpan(rootContext, process);
-    for (const f of plan.flows) {
-      const span = this.tracer.startSpan(
-        "netflow.flow",
-        { startTime: hrTime(f.startMs), attributes: f.attributes },
-        processContext,
-      );
-      if (f.droppedAttributes > 0) addDroppedAttributes(span, f.droppedAttributes);
-      span.end(hrTime(f.endMs));
-    }
-    process.end(end);
-    root.end(end);
-    return plan.flows.length + 2;
-  }
-}
-
-/**
- * Counts attributes the plan left out in the SDK span's own dropped count, so both writers report the same.
- * The API has no setter; the SDK keeps the count in this field (checked, so a renamed field costs only the
- * count, never an error).
- */
-function addDroppedAttributes(span: Span, n: number): void {
-  const s = span as unknown as { _droppedAttributesCount?: unknown };
-  if (typeof s._droppedAttributesCount === "number") s._droppedAttributesCount += n;
 }

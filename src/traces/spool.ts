@@ -203,7 +203,7 @@ let crcTable: Uint32Array | undefined;
 const nativeCrc32 = (zlib as { crc32?: (data: Uint8Array) => number }).crc32;
 
 /** CRC-32 (IEEE 802.3, as zlib), to tell a damaged batch file from a good one. */
-export function crc32(bytes: Uint8Array): number {
+function crc32(bytes: Uint8Array): number {
   if (nativeCrc32) return nativeCrc32(bytes) >>> 0;
   if (!crcTable) {
     crcTable = new Uint32Array(256);

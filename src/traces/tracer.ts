@@ -1,20 +1,15 @@
 /**
- * The OpenTelemetry SDK set-up for `OTEL_TRACES_EXPORTER=console|none`: resource, batch processor, console
- * exporter; plus the types and OTLP/HTTP settings the direct export path (sink.ts) shares.
+ * `OTEL_TRACES_EXPORTER=console` and `none`, and the export settings every exporter reads.
+ *
+ * `console` prints the same {@link TracePlan}s the OTLP encoder writes (one plan per packet, `planTrace()`),
+ * one JSON line per span, so what a user sees on stdout is what a backend would get, IDs included. It keeps
+ * the books of the OTLP path (queue bound, queued, held, exported, dropped) with a small in-memory queue
+ * written out every OTEL_BSP_SCHEDULE_DELAY. `none` builds nothing and counts nothing.
  */
-import type { Context } from "@opentelemetry/api";
 import type { Config } from "../config.ts";
-import { type ExportResult, ExportResultCode } from "@opentelemetry/core";
-import { resourceFromAttributes } from "@opentelemetry/resources";
-import {
-  BasicTracerProvider,
-  BatchSpanProcessor,
-  type ReadableSpan,
-  type Span,
-  type SpanExporter,
-  type SpanProcessor,
-} from "@opentelemetry/sdk-trace-base";
 import process from "node:process";
+import type { ExportPacket } from "../netflow/types.ts";
+import { wireTimeMs } from "../netflow/time.ts";
 import {
   countDropped,
   countExportResult,
@@ -23,7 +18,9 @@ import {
   type ExportCounters,
   zeroExportCounters,
 } from "../counters.ts";
-import type { HrTime } from "@opentelemetry/api";
+import { type ExportStatus, initialExportStatus } from "./export_status.ts";
+import type { TraceSink } from "./sink.ts";
+import { planTrace, type TracePlan, type TracePlanOptions } from "./spans.ts";
 
 /** What the exporters need from the configuration (config.ts is the one place that reads it). */
 export type TracingOptions = Pick<
@@ -46,143 +43,150 @@ export type TracingOptions = Pick<
   | "spoolMaxBytes"
 >;
 
-export interface Tracing {
-  provider: BasicTracerProvider;
-  counters: ExportCounters;
-  /** Spans waiting in the batch queue. */
-  queueDepth(): number;
-  /** Exports everything queued, then stops. */
-  shutdown(): Promise<void>;
-}
-
-export function createTracing(options: TracingOptions & { attributeCountLimit?: number }): Tracing {
-  const counters = zeroExportCounters();
-  const resource = resourceFromAttributes({
-    ...options.resourceAttributes,
-    "service.name": options.serviceName,
-    "service.version": options.serviceVersion,
-  });
-  const processors: SpanProcessor[] = [];
-  let queueDepth = () => 0;
-  if (options.tracesExporter !== "none") {
-    const exporter = new CountingExporter(createExporter(options), counters);
-    const batch = new BatchSpanProcessor(exporter, {
-      maxQueueSize: options.bsp.maxQueueSize,
-      maxExportBatchSize: options.bsp.maxExportBatchSize,
-      scheduledDelayMillis: options.bsp.scheduleDelayMs,
-      exportTimeoutMillis: options.bsp.exportTimeoutMs,
-    });
-    // The SDK drops spans silently once its queue is full and keeps no lasting count; reading the queue
-    // length (an internal field, checked here once) lets us count every drop.
-    const queue = () => (batch as unknown as { _finishedSpans?: unknown[] })._finishedSpans?.length ?? 0;
-    queueDepth = queue;
-    processors.push(new DropCountingProcessor(batch, queue, options.bsp.maxQueueSize, counters));
+/** `none`: packets are neither turned into spans nor counted. */
+export class DiscardingSink implements TraceSink {
+  readonly counters: ExportCounters = zeroExportCounters();
+  emit(_packet: ExportPacket): void {}
+  queueDepth(): number {
+    return 0;
   }
-  const provider = new BasicTracerProvider({
-    resource,
-    spanProcessors: processors,
-    // OTEL_ATTRIBUTE_COUNT_LIMIT, as on the direct path (default 1,024, not the SDK's 128: flow spans carry up
-    // to a few hundred IPFIX elements).
-    spanLimits: { attributeCountLimit: options.attributeCountLimit ?? 1_024 },
-  });
-  return {
-    provider,
-    counters,
-    queueDepth,
-    async shutdown() {
-      await provider.forceFlush();
-      await provider.shutdown();
-    },
-  };
-}
-
-/**
- * The SDK path serves `OTEL_TRACES_EXPORTER=console` (and `none`, with no processor at all); OTLP export
- * goes through the direct encoder instead (sink.ts).
- */
-function createExporter(_options: TracingOptions): SpanExporter {
-  return new ConsoleLineExporter();
-}
-
-const FLOW_SPAN = "netflow.flow";
-
-/** Counts what the exporter delivered and what it failed to deliver. */
-class CountingExporter implements SpanExporter {
-  constructor(private readonly inner: SpanExporter, private readonly counters: ExportCounters) {}
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    this.inner.export(spans, (result) => {
-      const flows = spans.reduce((n, s) => n + (s.name === FLOW_SPAN ? 1 : 0), 0);
-      countReleased(this.counters, spans.length, flows);
-      countExportResult(
-        this.counters,
-        spans.length,
-        flows,
-        result.code === ExportResultCode.SUCCESS
-          ? { accepted: true, rejectedSpans: 0 }
-          : { accepted: false, error: result.error?.message ?? String(result.error) },
-      );
-      done(result);
-    });
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush?.() ?? Promise.resolve();
-  }
-}
-
-/** Forwards to the batch processor and counts the spans it is about to drop because its queue is full. */
-class DropCountingProcessor implements SpanProcessor {
-  constructor(
-    private readonly inner: SpanProcessor,
-    private readonly queueLength: () => number,
-    private readonly maxQueueSize: number,
-    private readonly counters: ExportCounters,
-  ) {}
-  onStart(span: Span, parentContext: Context): void {
-    this.inner.onStart(span, parentContext);
-  }
-  onEnd(span: ReadableSpan): void {
-    const flow = span.name === FLOW_SPAN ? 1 : 0;
-    if (this.queueLength() >= this.maxQueueSize) countDropped(this.counters, 1, flow);
-    else countQueued(this.counters, 1, flow);
-    this.inner.onEnd(span);
-  }
-  forceFlush(): Promise<void> {
-    return this.inner.forceFlush();
-  }
-  shutdown(): Promise<void> {
-    return this.inner.shutdown();
-  }
-}
-
-/** `OTEL_TRACES_EXPORTER=console`: one JSON line per span on stdout. */
-class ConsoleLineExporter implements SpanExporter {
-  export(spans: ReadableSpan[], done: (result: ExportResult) => void): void {
-    let out = "";
-    for (const s of spans) {
-      const ctx = s.spanContext();
-      out += JSON.stringify({
-        name: s.name,
-        traceId: ctx.traceId,
-        spanId: ctx.spanId,
-        parentSpanId: s.parentSpanContext?.spanId,
-        startUs: hrTimeToMicro(s.startTime),
-        endUs: hrTimeToMicro(s.endTime),
-        status: s.status.code === 2 ? { code: "ERROR", message: s.status.message } : undefined,
-        attributes: s.attributes,
-      }) + "\n";
-    }
-    process.stdout.write(out);
-    done({ code: ExportResultCode.SUCCESS });
+  exportStatus(): ExportStatus {
+    return initialExportStatus();
   }
   shutdown(): Promise<void> {
     return Promise.resolve();
   }
 }
 
-/** HrTime → integer microseconds since the epoch. */
-function hrTimeToMicro(t: HrTime): number {
-  return t[0] * 1e6 + Math.floor(t[1] / 1000);
+/** One packet's lines, waiting to be written. */
+interface PendingTrace {
+  text: string;
+  spans: number;
+  flows: number;
 }
+
+/**
+ * `console`: each packet's plan as JSON lines (`name`, `traceId`, `spanId`, `parentSpanId`, `startUs`,
+ * `endUs`, `status`, `attributes`), parents first. A packet whose spans do not fit in OTEL_BSP_MAX_QUEUE_SIZE
+ * is dropped whole and counted, as on the OTLP path.
+ */
+export class ConsoleSink implements TraceSink {
+  readonly counters: ExportCounters = zeroExportCounters();
+  private pending: PendingTrace[] = [];
+  private pendingSpans = 0;
+  private readonly timer: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly options: Pick<TracingOptions, "bsp"> & TracePlanOptions,
+    private readonly write: (text: string) => void = (text) => void process.stdout.write(text),
+  ) {
+    this.timer = setInterval(() => this.flush(), options.bsp.scheduleDelayMs);
+    (this.timer as { unref?: () => void }).unref?.();
+  }
+
+  emit(packet: ExportPacket): void {
+    const flows = packet.flows.length, spans = flows + 2;
+    const c = this.counters;
+    if (this.pendingSpans + spans > this.options.bsp.maxQueueSize) {
+      countDropped(c, spans, flows);
+      return;
+    }
+    countQueued(c, spans, flows);
+    this.pending.push({ text: traceLines(planTrace(packet, this.options)), spans, flows });
+    this.pendingSpans += spans;
+    if (this.pendingSpans >= this.options.bsp.maxExportBatchSize) this.flush();
+  }
+
+  queueDepth(): number {
+    return this.pendingSpans;
+  }
+
+  exportStatus(): ExportStatus {
+    return initialExportStatus();
+  }
+
+  shutdown(): Promise<void> {
+    clearInterval(this.timer);
+    this.flush();
+    return Promise.resolve();
+  }
+
+  /** Writes every pending line in one call and books the spans as exported. */
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    this.pendingSpans = 0;
+    let text = "", spans = 0, flows = 0;
+    for (const t of batch) {
+      text += t.text;
+      spans += t.spans;
+      flows += t.flows;
+    }
+    this.write(text);
+    countExportResult(this.counters, spans, flows, { accepted: true, rejectedSpans: 0 });
+    countReleased(this.counters, spans, flows);
+  }
+}
+
+/** A plan's spans as JSON lines, with fresh random trace and span IDs (lowercase hex, as OTLP JSON writes). */
+export function traceLines(plan: TracePlan, random: (bytes: Uint8Array) => void = cryptoFill): string {
+  const ids = new Uint8Array(16 + 8 * (plan.flows.length + 2));
+  random(ids);
+  const traceId = hex(ids, 0, 16), rootId = hex(ids, 16, 8), processId = hex(ids, 24, 8);
+  const error = plan.error;
+  let out = line(
+    "netflow.export",
+    traceId,
+    rootId,
+    undefined,
+    plan.startMs,
+    plan.endMs,
+    error ? { code: "ERROR", message: error.message } : undefined,
+    plan.exportAttributes,
+  );
+  out += line("netflow.process_flows", traceId, processId, rootId, plan.startMs, plan.endMs, undefined, {
+    "netflow.flow.count": plan.flows.length,
+  });
+  for (let i = 0; i < plan.flows.length; i++) {
+    const f = plan.flows[i];
+    out += line(
+      "netflow.flow",
+      traceId,
+      hex(ids, 32 + 8 * i, 8),
+      processId,
+      f.startMs,
+      f.endMs,
+      undefined,
+      f.attributes,
+    );
+  }
+  return out;
+}
+
+function line(
+  name: string,
+  traceId: string,
+  spanId: string,
+  parentSpanId: string | undefined,
+  startMs: number,
+  endMs: number,
+  status: { code: "ERROR"; message: string } | undefined,
+  attributes: TracePlan["exportAttributes"],
+): string {
+  const startUs = micros(startMs), endUs = micros(endMs);
+  return JSON.stringify({ name, traceId, spanId, parentSpanId, startUs, endUs, status, attributes }) + "\n";
+}
+
+/** Epoch milliseconds → integer epoch microseconds, clamped and rounded as the OTLP encoder writes them. */
+function micros(ms: number): number {
+  return Math.round(wireTimeMs(ms) * 1000);
+}
+
+function hex(bytes: Uint8Array, from: number, n: number): string {
+  let s = "";
+  for (let i = from; i < from + n; i++) s += bytes[i].toString(16).padStart(2, "0");
+  return s;
+}
+
+const cryptoFill = (bytes: Uint8Array): void => void crypto.getRandomValues(bytes);

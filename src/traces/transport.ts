@@ -132,7 +132,7 @@ export function readPartialSuccess(body: Uint8Array | undefined): { rejected: nu
  * Walks the fields of one protobuf message: `fn(field, wireType, start, end, varintValue)`; for
  * length-delimited fields [start, end) is the payload. Throws on malformed input.
  */
-export function forEachField(
+function forEachField(
   b: Uint8Array,
   from: number,
   to: number,

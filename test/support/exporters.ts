@@ -8,6 +8,7 @@
  *   and flow record to the shape of our own decoder's output ({@link normalizeFlow}, {@link normalizeHeader}).
  *
  * ```ts
+ * const port = 20_555, pcap = "/tmp/traffic.pcap";
  * const capture = await captureDatagrams(port, () => runSoftflowd(pcap, 9, port));
  * const { records } = await tsharkDecode(capture.path, port);
  * await capture.cleanup();

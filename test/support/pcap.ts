@@ -3,6 +3,7 @@
  * their bytes to tshark or to real collectors and replay tools.
  *
  * ```ts
+ * const payload = new Uint8Array([0, 5, 0, 0]); // a datagram's bytes
  * writePcap("/tmp/x.pcap", [{ src: "10.0.0.1", srcPort: 50000, dst: "10.0.0.2", dstPort: 2055, payload }]);
  * ```
  */

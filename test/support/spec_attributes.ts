@@ -3,6 +3,7 @@
  * hold dashboards, collector configs and the code to the documented contract.
  *
  * ```ts
+ * import { readFileSync } from "node:fs";
  * const patterns = specAttributePatterns(readFileSync("README.md", "utf8"));
  * patterns.some((re) => re.test("destination.port")); // true
  * ```
