@@ -12,6 +12,9 @@
  *
  * @example
  * ```ts
+ * import process from "node:process";
+ * import { startCollector } from "./app.ts";
+ * import { createLogger } from "./log.ts";
  * const cli = parseCli(process.argv.slice(2), process.env, process.cwd());
  * if (cli.kind === "run") startCollector(cli.config, createLogger(cli.config.logLevel));
  * ```

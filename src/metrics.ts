@@ -7,7 +7,7 @@
  *
  * ```ts
  * import { startHttpServer } from "./http.ts";
- * import type { ExportStatus } from "./traces/export_counters.ts";
+ * import type { ExportStatus } from "./traces/export_status.ts";
  * declare const sources: MetricsSources; // the live counters: ingest, export, decoder state
  * declare const exportStatus: () => ExportStatus;
  * const health = new HealthTracker(exportStatus, () => true);
@@ -414,15 +414,12 @@ export async function startOtlpMetrics(
   onError: (message: string) => void,
 ): Promise<OtlpMetrics> {
   const { createTransport } = await import("./traces/otlp_export.ts");
+  const { resourceAttributes } = await import("./traces/tracer.ts");
   const transport = createTransport(
     options.protocol === "http/protobuf" ? { ...options, endpoint: metricsUrl(options.endpoint) } : options,
     "metrics",
   );
-  const resource = {
-    ...options.resourceAttributes,
-    "service.name": options.serviceName,
-    "service.version": options.serviceVersion,
-  };
+  const resource = resourceAttributes(options);
   const startNs = BigInt(Date.now()) * 1_000_000n;
   // Cumulative values: a failed push is not retried, the next one carries the same totals.
   const push = async () => {

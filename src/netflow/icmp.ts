@@ -13,6 +13,7 @@
  *
  * @example
  * ```ts
+ * import type { Flow } from "./types.ts";
  * const flow: Flow = { protocol: 58, dstPort: 0x0087 };
  * const state = { icmp6Swapped: false };
  * resolveIcmp(flow, undefined, state); // flow.icmpType 135, flow.icmpCode 0; state.icmp6Swapped true

@@ -12,6 +12,8 @@
  *
  * @example
  * ```ts
+ * import type { ExportPacket } from "./types.ts";
+ * declare const bytes: Uint8Array, packet: ExportPacket; // a datagram, and its packet with the header read
  * const td = new TemplateDecoder({ samplingDefault: 1 });
  * const packets = td.decode(bytes, new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength), packet);
  * // packets[0] is `packet`; further entries are earlier packets released now that a template arrived.

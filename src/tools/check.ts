@@ -9,6 +9,7 @@ import { NetflowDecoder } from "../netflow/decoder.ts";
 import { pipelineSettings } from "../pipeline_protocol.ts";
 import { createTransport } from "../traces/otlp_export.ts";
 import { OtlpTraceEncoder } from "../traces/otlp_encoder.ts";
+import { resourceAttributes } from "../traces/tracer.ts";
 import { TrafficGenerator } from "./traffic.ts";
 
 export const CHECK_HELP = `Usage: netflow2traces check
@@ -57,11 +58,7 @@ export async function runCheck(
   const now = Date.now();
   const [packet] = new NetflowDecoder().decode(gen.next(now).payload, TEST_EXPORTER, 2055, now);
   const encoder = new OtlpTraceEncoder({
-    resource: {
-      ...settings.resourceAttributes,
-      "service.name": settings.serviceName,
-      "service.version": settings.serviceVersion,
-    },
+    resource: resourceAttributes(settings),
     scopeName: "netflow2traces",
     scopeVersion: PRODUCT_VERSION,
   });

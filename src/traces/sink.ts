@@ -16,7 +16,7 @@ import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import type { TracePlanOptions } from "./spans.ts";
 import { Spool } from "./spool.ts";
-import { ConsoleSink, DiscardingSink, type TracingOptions } from "./tracer.ts";
+import { ConsoleSink, DiscardingSink, resourceAttributes, type TracingOptions } from "./tracer.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */
@@ -77,11 +77,7 @@ export class OtlpSpanSink implements TraceSink {
 
   constructor(private readonly options: SinkOptions, log: Logger) {
     this.encoder = new OtlpTraceEncoder({
-      resource: {
-        ...options.resourceAttributes,
-        "service.name": options.serviceName,
-        "service.version": options.serviceVersion,
-      },
+      resource: resourceAttributes(options),
       scopeName: options.scopeName,
       scopeVersion: options.scopeVersion,
     }, {

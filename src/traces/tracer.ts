@@ -22,6 +22,15 @@ import { type ExportStatus, initialExportStatus } from "./export_status.ts";
 import type { TraceSink } from "./sink.ts";
 import { planTrace, type TracePlan, type TracePlanOptions } from "./spans.ts";
 
+/** The OTLP resource of everything the collector sends (traces and self-metrics). */
+export function resourceAttributes(options: TracingOptions): Record<string, string> {
+  return {
+    ...options.resourceAttributes,
+    "service.name": options.serviceName,
+    "service.version": options.serviceVersion,
+  };
+}
+
 /** What the exporters need from the configuration (config.ts is the one place that reads it). */
 export type TracingOptions = Pick<
   Config,
