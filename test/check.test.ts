@@ -4,25 +4,10 @@
  * listening, one that answers 401, a wrong path, and a gRPC client pointed at the OTLP/HTTP port.
  */
 import assert from "node:assert/strict";
-import { collectorCommand, freeUdpPort } from "./support/collector.ts";
+import { freeUdpPort, runCollectorCommand } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 
-async function check(env: Record<string, string>) {
-  const [cmd, ...args] = collectorCommand(["check"]);
-  const out = await new Deno.Command(cmd, {
-    args,
-    cwd: Deno.makeTempDirSync(),
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      NO_COLOR: "1",
-      ...env,
-    },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const check = (env: Record<string, string>) => runCollectorCommand(["check"], env);
 
 Deno.test("check: a receiver that accepts gets one whole test trace, over HTTP and gRPC; exit 0", async () => {
   for (const protocol of ["http", "grpc"] as const) {

@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import { type CapturedDatagram, CaptureError, newSkips, readCapture } from "../src/tools/pcap.ts";
 import { TrafficGenerator } from "../src/tools/traffic.ts";
-import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
+import { runCollectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { type DecodedSpan, startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { pcapBytes, type PcapDatagram, udpFrame } from "./support/pcap.ts";
 
@@ -197,22 +197,7 @@ Deno.test("capture reader: a foreign file and a cut-off file are clear errors (a
   assert.equal(seen.length, 1);
 });
 
-async function run(args: string[], env: Record<string, string>) {
-  const [cmd, ...rest] = collectorCommand(args);
-  const out = await new Deno.Command(cmd, {
-    args: rest,
-    cwd: Deno.makeTempDirSync(),
-    clearEnv: true,
-    env: {
-      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
-      HOME: Deno.env.get("HOME") ?? "/tmp",
-      NO_COLOR: "1",
-      ...env,
-    },
-  }).output();
-  const dec = new TextDecoder();
-  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
-}
+const run = runCollectorCommand;
 
 /** A span's identity apart from its IDs: name and attributes, minus what the receiving socket sets. */
 function shape(s: DecodedSpan): string {

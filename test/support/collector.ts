@@ -40,6 +40,27 @@ export function collectorCommand(args: string[] = []): string[] {
 }
 
 /**
+ * Runs the collector's command with `args` (a subcommand such as `check` or `replay`) to its exit, in an empty
+ * directory (no stray .env) with a clean environment plus `env`; returns the exit code and output.
+ */
+export async function runCollectorCommand(args: string[], env: Record<string, string>) {
+  const [cmd, ...rest] = collectorCommand(args);
+  const out = await new Deno.Command(cmd, {
+    args: rest,
+    cwd: Deno.makeTempDirSync(),
+    clearEnv: true,
+    env: {
+      PATH: Deno.env.get("PATH") ?? "/usr/bin:/bin",
+      HOME: Deno.env.get("HOME") ?? "/tmp",
+      NO_COLOR: "1",
+      ...env,
+    },
+  }).output();
+  const dec = new TextDecoder();
+  return { code: out.code, stdout: dec.decode(out.stdout), stderr: dec.decode(out.stderr) };
+}
+
+/**
  * Starts the collector with `env` (merged over a clean base environment) and waits for its "listening" line.
  * Unless the test sets them, it listens on a free 127.0.0.1 port and logs at INFO.
  */
