@@ -150,7 +150,10 @@ Deno.test({
         await good.send(legitimate(n));
         // Paced: four 65 KB datagrams at once can overflow a busy collector's socket buffer, and this test is
         // about decoding them, not about the socket.
-        if (n % 5 === 0) await attacker.send(absurd), await sleep(50);
+        if (n % 5 === 0) {
+          await attacker.send(absurd);
+          await sleep(50);
+        }
       }
       await receiver.waitForSpans(20 * 12 + 4, 20_000);
       await sleep(500);
