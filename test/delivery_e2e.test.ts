@@ -389,9 +389,8 @@ const SPANS = FLOWS + 2; // per datagram
 const BEFORE_S = 5, OUTAGE_S = 60, AFTER_S = 5;
 
 e2e(
-  // http only: with the in-process receiver, the backlog's hundreds of gRPC streams after the outage made
-  // Deno's node:http2 *server* abort the whole test process (nghttp2 find_stream_on_goaway_func assertion).
-  // test/trace_integrity.test.ts runs the same 60 s outage over gRPC against a receiver in its own process.
+  // http/protobuf here, to keep the suite's wall time: test/trace_integrity.test.ts runs the same 60 s
+  // outage over gRPC.
   "outage 60 s at 500 flows/s, default queue: every flow arrives exactly once, traces whole",
   { NETFLOW_STATS_INTERVAL: "5" },
   async (rig) => {

@@ -1,6 +1,6 @@
 /**
  * A real OTLP trace receiver for tests, in-process and without dependencies: http/protobuf (node:http,
- * `POST /v1/traces`) or gRPC (node:http2, unary `TraceService/Export`). It decodes every request with the
+ * `POST /v1/traces`) or gRPC (./grpc_server.ts, unary `TraceService/Export`). It decodes every request with the
  * small protobuf walker below and keeps the spans, so a test can assert on what actually went over the wire.
  *
  * ```ts
@@ -11,11 +11,19 @@
  * ```
  */
 import http from "node:http";
-import http2 from "node:http2";
 import https from "node:https";
 import type { AddressInfo } from "node:net";
 import { Buffer } from "node:buffer";
 import zlib from "node:zlib";
+import {
+  type GrpcAnswer,
+  grpcRetryInfoDetails,
+  type GrpcServerTls,
+  pbLen,
+  pbString,
+  pbUint,
+  startGrpcServer,
+} from "./grpc_server.ts";
 
 // ---------------------------------------------------------------------------------------------------------
 // Protobuf wire decoding (OTLP trace v1 field numbers)
@@ -429,14 +437,7 @@ export interface ReceiverOptions {
   delayMs?: number;
 }
 
-export interface ReceiverTls {
-  key: string | Uint8Array;
-  cert: string | Uint8Array;
-  /** CA certificates that client certificates must chain to. */
-  ca?: string | Uint8Array;
-  /** Ask for a client certificate and refuse connections without a valid one. */
-  requestCert?: boolean;
-}
+export type ReceiverTls = GrpcServerTls;
 
 export interface Receiver {
   readonly protocol: "http" | "grpc";
@@ -546,40 +547,11 @@ function takeFailing(state: State): FailWith | undefined {
   return f;
 }
 
-// Protobuf writing for the few response messages the receiver sends.
-function pbVarint(v: number): number[] {
-  const out: number[] = [];
-  for (; v >= 0x80; v = Math.floor(v / 128)) out.push((v % 128) | 0x80);
-  out.push(v);
-  return out;
-}
-const pbLen = (field: number, body: number[] | Uint8Array): number[] => [
-  (field << 3) | 2,
-  ...pbVarint(body.length),
-  ...body,
-];
-const pbUint = (field: number, v: number): number[] => [field << 3, ...pbVarint(v)];
-const pbString = (field: number, s: string): number[] => pbLen(field, new TextEncoder().encode(s));
-
 /** ExportTraceServiceResponse{partial_success: {rejected_spans = 1, error_message = 2}}. */
 export function partialSuccessResponse(p: { rejectedSpans: number; message?: string }): Uint8Array {
   return new Uint8Array(
     pbLen(1, [...pbUint(1, p.rejectedSpans), ...(p.message ? pbString(2, p.message) : [])]),
   );
-}
-
-/**
- * `grpc-status-details-bin`: google.rpc.Status{code = 1, message = 2, details = 3: Any{type_url = 1,
- * value = 2: RetryInfo{retry_delay = 1: Duration{seconds = 1, nanos = 2}}}}, base64 without padding as gRPC
- * sends it.
- */
-export function grpcRetryInfoDetails(code: number, message: string, retryAfterSeconds: number): string {
-  const seconds = Math.floor(retryAfterSeconds);
-  const nanos = Math.round((retryAfterSeconds - seconds) * 1e9);
-  const duration = [...pbUint(1, seconds), ...(nanos ? pbUint(2, nanos) : [])];
-  const any = [...pbString(1, "type.googleapis.com/google.rpc.RetryInfo"), ...pbLen(2, pbLen(1, duration))];
-  const status = [...pbUint(1, code), ...pbString(2, message), ...pbLen(3, any)];
-  return Buffer.from(status).toString("base64").replace(/=+$/, "");
 }
 
 function failingFrom(v: FailWith | boolean | undefined): FailWith | undefined {
@@ -786,104 +758,60 @@ async function startGrpc(
   port: number,
   tls?: ReceiverTls,
 ): Promise<{ port: number; close: () => Promise<void> }> {
-  const server = tls ? http2.createSecureServer(tlsServerOptions(tls)) : http2.createServer();
-  const sessions = new Set<http2.ServerHttp2Session>();
-  // The raw connections (a session's own socket is a proxy that refuses to be destroyed directly).
-  const sockets = new Set<{ destroy(): void }>();
-  const track = (socket: { destroy(): void; once(e: string, f: () => void): void }) => {
-    sockets.add(socket);
-    socket.once("close", () => sockets.delete(socket));
+  const answer = (path: string, headers: Record<string, string>, bodies: () => Uint8Array[]): GrpcAnswer => {
+    const at = Date.now();
+    if (path === GRPC_METRICS_EXPORT_PATH && !state.failing) {
+      try {
+        for (const msg of bodies()) state.metrics.push(...decodeMetricsRequest(msg));
+      } catch (e) {
+        return { status: 13, message: String(e) };
+      }
+      return { status: 0 };
+    }
+    if (path !== GRPC_TRACE_EXPORT_PATH) return { status: 12, message: "unimplemented" };
+    state.requests++;
+    state.headers = { ...headers };
+    const failing = takeFailing(state);
+    if (failing && !failing.partialSuccess) {
+      state.rejected++;
+      record(state, at, "rejected", peek(bodies));
+      const status = failing.grpcStatus ?? 14, message = failing.message ?? "unavailable";
+      const retry = failing.retryAfterSeconds;
+      return {
+        status,
+        message,
+        details: retry === undefined ? undefined : grpcRetryInfoDetails(status, message, retry),
+      };
+    }
+    const spans: DecodedSpan[] = [];
+    try {
+      for (const msg of bodies()) for (const s of accept(state, msg)) spans.push(s);
+    } catch (e) {
+      record(state, at, "bad", undefined);
+      return { status: 13, message: String(e) };
+    }
+    record(state, at, failing?.partialSuccess ? "partial" : "accepted", spans);
+    // One uncompressed ExportTraceServiceResponse: empty, or carrying the partial success.
+    return {
+      status: 0,
+      response: failing?.partialSuccess ? partialSuccessResponse(failing.partialSuccess) : undefined,
+    };
   };
-  server.on("connection", track);
-  server.on("secureConnection", track);
-  server.on("session", (s) => {
-    sessions.add(s);
-    s.on("close", () => sessions.delete(s));
-  });
-  server.on("stream", (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders) => {
-    const chunks: Buffer[] = [];
-    stream.on("data", (c: Buffer) => chunks.push(c));
-    stream.on("end", () => {
-      const at = Date.now();
-      const bodies = () =>
-        grpcMessages(Buffer.concat(chunks), headers["grpc-encoding"] as string | undefined);
+  const server = await startGrpcServer((call) => {
+    const at = Date.now();
+    const encoding = call.headers["grpc-encoding"];
+    const bodies = () => grpcMessages(call.body, encoding);
+    return new Promise<GrpcAnswer | undefined>((resolve) =>
       later(state, () => {
-        if (stream.destroyed || stream.closed) {
+        if (call.abandoned) {
           // The client gave up (deadline) while we waited: like a backend that never committed it.
-          if (headers[":path"] === GRPC_TRACE_EXPORT_PATH) record(state, at, "abandoned", peek(bodies));
-          return;
+          if (call.path === GRPC_TRACE_EXPORT_PATH) record(state, at, "abandoned", peek(bodies));
+          return resolve(undefined);
         }
-        const trailersOnly = (status: number, message: string, retryAfterSeconds?: number) =>
-          stream.respond({
-            ":status": 200,
-            "content-type": "application/grpc",
-            "grpc-status": String(status),
-            "grpc-message": encodeURIComponent(message),
-            ...(retryAfterSeconds === undefined
-              ? {}
-              : { "grpc-status-details-bin": grpcRetryInfoDetails(status, message, retryAfterSeconds) }),
-          }, { endStream: true });
-        if (headers[":path"] === GRPC_METRICS_EXPORT_PATH && !state.failing) {
-          try {
-            const encoding = headers["grpc-encoding"] as string | undefined;
-            for (const msg of grpcMessages(Buffer.concat(chunks), encoding)) {
-              state.metrics.push(...decodeMetricsRequest(msg));
-            }
-          } catch (e) {
-            return trailersOnly(13, String(e));
-          }
-          stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-          stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-          stream.end(new Uint8Array(5));
-          return;
-        }
-        if (headers[":path"] !== GRPC_TRACE_EXPORT_PATH) return trailersOnly(12, "unimplemented");
-        state.requests++;
-        state.headers = flattenHeaders(headers);
-        const failing = takeFailing(state);
-        if (failing && !failing.partialSuccess) {
-          state.rejected++;
-          record(state, at, "rejected", peek(bodies));
-          return trailersOnly(
-            failing.grpcStatus ?? 14,
-            failing.message ?? "unavailable",
-            failing.retryAfterSeconds,
-          );
-        }
-        const spans: DecodedSpan[] = [];
-        try {
-          for (const msg of bodies()) for (const s of accept(state, msg)) spans.push(s);
-        } catch (e) {
-          record(state, at, "bad", undefined);
-          return trailersOnly(13, String(e));
-        }
-        record(state, at, failing?.partialSuccess ? "partial" : "accepted", spans);
-        stream.respond({ ":status": 200, "content-type": "application/grpc" }, { waitForTrailers: true });
-        stream.on("wantTrailers", () => stream.sendTrailers({ "grpc-status": "0" }));
-        // One uncompressed ExportTraceServiceResponse: empty, or carrying the partial success.
-        const response = failing?.partialSuccess
-          ? partialSuccessResponse(failing.partialSuccess)
-          : new Uint8Array();
-        const frame = new Uint8Array(5 + response.length);
-        new DataView(frame.buffer).setUint32(1, response.length);
-        frame.set(response, 5);
-        stream.end(frame);
-      });
-    });
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(port, "127.0.0.1", () => resolve());
-  });
-  return {
-    port: (server.address() as AddressInfo).port,
-    close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        // Drop the connections rather than send GOAWAY: Deno's node:http2 server can abort the whole process
-        // (nghttp2 assertion in find_stream_on_goaway_func) when it sends GOAWAY with streams open. A backend
-        // that goes away mid-request is what the tests mean by "down" anyway.
-        for (const socket of sockets) socket.destroy();
-      }),
-  };
+        resolve(answer(call.path, call.headers, bodies));
+      })
+    );
+  }, { port, tls, close: "drop" }); // a backend that goes away mid-request is what the tests mean by "down"
+
+  return { port: server.port, close: () => server.close() };
 }

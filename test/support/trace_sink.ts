@@ -4,8 +4,8 @@
  * what the check needs (roots, the process_flows span, flow spans and their parents) and every span ID seen,
  * and can be told to fail or go down over a separate control port. It runs apart from the test process so
  * that its work is not the test's, and it shares the CPU with the collector lightly: no attribute maps, no
- * BigInt, no span objects (about 2 s of CPU for 200,000 flows). gRPC is served by a small HTTP/2 server of
- * its own, not node:http2 (see `serveH2` for why).
+ * BigInt, no span objects (about 2 s of CPU for 200,000 flows). gRPC is served by ./grpc_server.ts, not
+ * node:http2 (see there for why).
  *
  * Server: `deno run -A test/support/trace_sink.ts --grpc PORT|--http PORT [--control PORT] [--down]`
  * (port 0: any free port; prints one JSON ready line with the ports). Client: {@link startTraceSink}.
@@ -18,7 +18,7 @@
  */
 import { cpuUsage } from "node:process";
 import { gunzipSync } from "node:zlib";
-import { encodeHeaderBlock } from "../../src/traces/hpack.ts";
+import { type GrpcAnswer, type GrpcCall, grpcRetryInfoDetails, startGrpcServer } from "./grpc_server.ts";
 import { fromFileUrl } from "./paths.ts";
 
 /** What the sink saw. Only accepted requests count towards spans and traces. */
@@ -436,195 +436,10 @@ async function listenHttp(port: number): Promise<{ port: number; listener: Liste
   return { port: await ready.promise, listener: { close: () => server.shutdown() } };
 }
 
-/** google.rpc.Status{code, message, details: [Any{RetryInfo{retry_delay: Duration{seconds}}}]}, base64. */
-function statusDetails(code: number, message: string, retryAfterSeconds: number): string {
-  const enc = new TextEncoder();
-  const len = (field: number, body: Uint8Array) => {
-    const out = [field << 3 | 2];
-    for (let n = body.length;; n >>>= 7) {
-      if (n < 0x80) {
-        out.push(n);
-        break;
-      }
-      out.push(n & 0x7f | 0x80);
-    }
-    return new Uint8Array([...out, ...body]);
-  };
-  const duration = new Uint8Array([0x08, Math.min(retryAfterSeconds, 127)]);
-  const retryInfo = len(1, duration);
-  const any = new Uint8Array([
-    ...len(1, enc.encode("type.googleapis.com/google.rpc.RetryInfo")),
-    ...len(2, retryInfo),
-  ]);
-  const status = new Uint8Array([0x08, code, ...len(2, enc.encode(message)), ...len(3, any)]);
-  return btoa(String.fromCharCode(...status));
-}
-
-// gRPC: a minimal HTTP/2 server (h2c, prior knowledge) on a plain TCP listener, not node:http2: Deno's
-// node:http2 server aborts the whole process (an nghttp2 assertion in find_stream_on_goaway_func) when a
-// client sends GOAWAY with streams in flight, which is exactly what the collector does at shutdown, and a
-// sink that dies takes the test's evidence with it. Unary calls need little of HTTP/2: the request's header
-// block is never decoded (this server has one method), responses use HPACK literals only, and the windows
-// are opened wide once so the sink never sets the collector's pace.
-
-const H2_PREFACE = new TextEncoder().encode("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
-const DATA = 0x0, HEADERS = 0x1, RST_STREAM = 0x3, SETTINGS = 0x4, PING = 0x6, GOAWAY = 0x7;
-const WINDOW_UPDATE = 0x8;
-const END_STREAM = 0x1, ACK = 0x1, END_HEADERS = 0x4, PADDED = 0x8;
-const WINDOW = 1 << 30;
-
-function frame(type: number, flags: number, stream: number, payload: Uint8Array): Uint8Array {
-  const out = new Uint8Array(9 + payload.length);
-  const n = payload.length;
-  out[0] = n >>> 16, out[1] = (n >>> 8) & 0xff, out[2] = n & 0xff, out[3] = type, out[4] = flags;
-  new DataView(out.buffer).setUint32(5, stream & 0x7fffffff);
-  out.set(payload, 9);
-  return out;
-}
-
-function u32(...values: number[]): Uint8Array {
-  const out = new Uint8Array(values.length * 4);
-  values.forEach((v, i) => new DataView(out.buffer).setUint32(i * 4, v));
-  return out;
-}
-
-/** A response header block (the collector's own HPACK encoder: literals, no Huffman), `:status: 200` first. */
-function headerBlock(fields: [string, string][], status200 = true): Uint8Array {
-  return encodeHeaderBlock(status200 ? [[":status", "200"], ...fields] : fields);
-}
-
-const CONTENT_TYPE: [string, string] = ["content-type", "application/grpc"];
-
-interface H2Stream {
-  chunks: Uint8Array[];
-  size: number;
-  reset: boolean;
-}
-
-/**
- * Serves one HTTP/2 connection until it closes. `closers` gets this connection's graceful close: GOAWAY
- * naming the last stream seen, the answers already due written out, then the socket closed. Closing
- * outright could drop the answer to a request already counted, and the client's retry would then look like
- * a span delivered twice.
- */
-async function serveH2(conn: Deno.Conn, closers: Set<() => Promise<void>>): Promise<void> {
-  let lastStream = 0;
-  const close = async () => {
-    write(frame(GOAWAY, 0, 0, u32(lastStream, 0)));
-    await writing;
-    await new Promise((r) => setTimeout(r, 100)); // let the client read it before the socket goes
-    try {
-      conn.close();
-    } catch { /* closed */ }
-  };
-  closers.add(close);
-  let writing = Promise.resolve();
-  const write = (...frames: Uint8Array[]) => {
-    let n = 0;
-    for (const f of frames) n += f.length;
-    const all = new Uint8Array(n);
-    for (let off = 0, i = 0; i < frames.length; off += frames[i++].length) all.set(frames[i], off);
-    writing = writing.then(async () => {
-      for (let off = 0; off < all.length;) off += await conn.write(all.subarray(off));
-    }).catch(() => {});
-  };
-  const streams = new Map<number, H2Stream>();
-  const respond = async (id: number, st: H2Stream) => {
-    const result = await handleGrpc(st);
-    if (st.reset) return;
-    streams.delete(id);
-    if (result.status === 0) {
-      write(
-        frame(HEADERS, END_HEADERS, id, headerBlock([CONTENT_TYPE])),
-        frame(DATA, 0, id, new Uint8Array(5)), // one uncompressed, empty ExportTraceServiceResponse
-        frame(HEADERS, END_HEADERS | END_STREAM, id, headerBlock([["grpc-status", "0"]], false)),
-      );
-    } else {
-      const fields: [string, string][] = [
-        CONTENT_TYPE,
-        ["grpc-status", String(result.status)],
-        ["grpc-message", encodeURIComponent(result.message)],
-      ];
-      if (result.details) fields.push(["grpc-status-details-bin", result.details]);
-      write(frame(HEADERS, END_HEADERS | END_STREAM, id, headerBlock(fields))); // trailers-only
-    }
-  };
-
-  let buf = new Uint8Array(1 << 18), start = 0, end = 0, prefaced = false, consumed = 0;
-  write(
-    frame(SETTINGS, 0, 0, new Uint8Array([0, 3, ...u32(1000), 0, 4, ...u32(WINDOW)])),
-    frame(WINDOW_UPDATE, 0, 0, u32(WINDOW - 65_535)),
-  );
-  try {
-    for (;;) {
-      if (end === buf.length) {
-        if (start > 0) {
-          buf.copyWithin(0, start, end);
-          end -= start, start = 0;
-        } else {
-          const bigger = new Uint8Array(buf.length * 2);
-          bigger.set(buf);
-          buf = bigger;
-        }
-      }
-      const n = await conn.read(buf.subarray(end));
-      if (n === null) break;
-      end += n;
-      if (!prefaced) {
-        if (end - start < H2_PREFACE.length) continue;
-        if (!bytesEqual(buf, start, start + H2_PREFACE.length, H2_PREFACE)) break;
-        start += H2_PREFACE.length, prefaced = true;
-      }
-      while (end - start >= 9) {
-        const len = (buf[start] << 16) | (buf[start + 1] << 8) | buf[start + 2];
-        if (end - start < 9 + len) break;
-        const type = buf[start + 3], flags = buf[start + 4];
-        const id = (buf[start + 5] & 0x7f) * 2 ** 24 +
-          (buf[start + 6] << 16 | buf[start + 7] << 8 | buf[start + 8]);
-        let p = start + 9, q = p + len;
-        start = q;
-        if ((type === DATA || type === HEADERS) && flags & PADDED) p++, q -= buf[p - 1];
-        if (type === DATA) {
-          consumed += len;
-          const st = streams.get(id);
-          if (st && q > p) st.chunks.push(buf.slice(p, q)), st.size += q - p;
-          if (st && flags & END_STREAM) respond(id, st);
-        } else if (type === HEADERS) {
-          // The request's headers (never decoded, see above) or, rarely, trailers ending the request.
-          // CONTINUATION, PRIORITY and WINDOW_UPDATE frames carry nothing this server needs.
-          let st = streams.get(id);
-          if (!st) streams.set(id, st = { chunks: [], size: 0, reset: false });
-          if (id > lastStream) lastStream = id;
-          if (flags & END_STREAM) respond(id, st);
-        } else if (type === RST_STREAM) {
-          const st = streams.get(id);
-          if (st) st.reset = true, streams.delete(id);
-        } else if (type === SETTINGS && !(flags & ACK)) {
-          write(frame(SETTINGS, ACK, 0, new Uint8Array(0)));
-        } else if (type === PING && !(flags & ACK)) {
-          write(frame(PING, ACK, 0, buf.slice(p, q)));
-        }
-        // GOAWAY: the client leaves, but still expects answers to the streams it opened, then closes.
-        if (consumed >= WINDOW / 2) {
-          write(frame(WINDOW_UPDATE, 0, 0, u32(consumed)));
-          consumed = 0;
-        }
-      }
-      if (start === end) start = end = 0;
-    }
-  } catch { /* reset or closed by the down mode */ }
-  for (const st of streams.values()) st.reset = true;
-  closers.delete(close);
-  await writing;
-  try {
-    conn.close();
-  } catch { /* closed */ }
-}
-
-/** One unary TraceService/Export call, fully received: its gRPC status. */
-async function handleGrpc(st: H2Stream): Promise<{ status: number; message: string; details?: string }> {
+/** One unary TraceService/Export call, fully received: its answer. */
+async function handleGrpc(call: GrpcCall): Promise<GrpcAnswer> {
   s.requests++;
-  if (!(await delay()) || st.reset) {
+  if (!(await delay()) || call.abandoned) {
     s.abandonedRequests++;
     return { status: 14, message: "gone down" };
   }
@@ -635,14 +450,13 @@ async function handleGrpc(st: H2Stream): Promise<{ status: number; message: stri
     return {
       status,
       message,
-      details: retry === undefined ? undefined : statusDetails(status, message, retry),
+      details: retry === undefined ? undefined : grpcRetryInfoDetails(status, message, retry),
     };
   }
-  const body = new Uint8Array(st.size);
-  for (let off = 0, i = 0; i < st.chunks.length; off += st.chunks[i++].length) body.set(st.chunks[i], off);
+  const body = call.body;
   try {
     // One message per unary call, but walk the frames anyway; a trailing partial frame is malformed.
-    const view = new DataView(body.buffer);
+    const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
     let off = 0;
     do {
       if (off + 5 > body.length) throw new Error("truncated gRPC frame");
@@ -658,28 +472,9 @@ async function handleGrpc(st: H2Stream): Promise<{ status: number; message: stri
   return { status: 0, message: "" };
 }
 
-function listenGrpc(port: number): Promise<{ port: number; listener: Listener }> {
-  const server = Deno.listen({ hostname: "127.0.0.1", port, transport: "tcp" });
-  const closers = new Set<() => Promise<void>>();
-  const accepting = (async () => {
-    try {
-      for await (const conn of server) {
-        conn.setNoDelay(true);
-        serveH2(conn, closers);
-      }
-    } catch { /* closed */ }
-  })();
-  return Promise.resolve({
-    port: (server.addr as Deno.NetAddr).port,
-    listener: {
-      async close() {
-        server.close();
-        // A closed listener keeps its connections; a backend that is down does not.
-        await Promise.all([...closers].map((close) => close()));
-        await accepting;
-      },
-    },
-  });
+async function listenGrpc(port: number): Promise<{ port: number; listener: Listener }> {
+  const server = await startGrpcServer(handleGrpc, { port, close: "graceful" });
+  return { port: server.port, listener: server };
 }
 
 async function serve(): Promise<void> {
