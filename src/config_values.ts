@@ -8,6 +8,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CidrSet, formatCidr, parseCidr, parseIp } from "./cidr.ts";
 import { SIGNAL } from "./config_vars.ts";
+import { splitHostPort } from "./netflow/addresses.ts";
 
 /** An invalid configuration: `message` is the one line shown to the user (exit code 2). */
 export class ConfigError extends Error {
@@ -269,13 +270,13 @@ export function sampling(v: Value | undefined): { dflt?: number; overrides: Samp
 export function httpListen(v: Value | undefined): { host: string; port: number } | undefined {
   if (!v) return undefined;
   const allowed = 'must be host:port, [ipv6]:port or :port (e.g. "0.0.0.0:9464", "[::]:9464", ":9464")';
-  const m = /^(?:(\[[^\]]+\]|[^:]*):)?([0-9]+)$/.exec(v.text);
-  if (!m) fail(v, allowed);
-  const port = Number(m[2]);
+  const split = splitHostPort(v.text);
+  if (!split) fail(v, allowed);
+  const { port } = split;
   if (!(port >= 1 && port <= 65535)) fail(v, `port must be an integer from 1 to 65535; ${allowed}`);
-  if (!m[1]) return { host: "0.0.0.0", port };
-  const h = hostOrUndefined(m[1]);
-  if (!h) fail(v, `host "${m[1]}" is not an address or hostname; ${allowed}`);
+  if (split.host === "") return { host: "0.0.0.0", port };
+  const h = hostOrUndefined(split.host);
+  if (!h) fail(v, `host "${split.host}" is not an address or hostname; ${allowed}`);
   return { host: h, port };
 }
 

@@ -410,11 +410,11 @@ export interface OtlpMetrics {
  */
 export async function startOtlpMetrics(
   sources: MetricsSources,
-  options: import("./traces/tracer.ts").TracingOptions & { intervalMs: number },
+  options: import("./traces/tracing_options.ts").TracingOptions & { intervalMs: number },
   onError: (message: string) => void,
 ): Promise<OtlpMetrics> {
   const { createTransport } = await import("./traces/otlp_export.ts");
-  const { resourceAttributes } = await import("./traces/tracer.ts");
+  const { resourceAttributes } = await import("./traces/tracing_options.ts");
   const transport = createTransport(
     options.protocol === "http/protobuf" ? { ...options, endpoint: metricsUrl(options.endpoint) } : options,
     "metrics",

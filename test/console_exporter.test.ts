@@ -7,7 +7,7 @@ import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { OtlpTraceEncoder } from "../src/traces/otlp_encoder.ts";
 import { planTrace, type TracePlanOptions } from "../src/traces/spans.ts";
-import { ConsoleSink, DiscardingSink, traceLines } from "../src/traces/tracer.ts";
+import { ConsoleSink, DiscardingSink, traceLines } from "../src/traces/console_sink.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { mulberry32 } from "../src/tools/traffic.ts";
 import { decodeTraceRequest } from "./support/otlp_receiver.ts";

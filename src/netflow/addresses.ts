@@ -54,6 +54,16 @@ export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
 }
 
+/**
+ * The inverse of {@link formatHostPort}, lenient on the host: `host:port`, `[v6]:port`, `:port` or `port`.
+ * The host comes back as written ("" when absent, brackets kept) and the port unchecked, so each caller
+ * judges both; undefined when the text has none of these shapes.
+ */
+export function splitHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:(\[[^\]]*\]|[^:]*):)?([0-9]+)$/.exec(text);
+  return m ? { host: m[1] ?? "", port: Number(m[2]) } : undefined;
+}
+
 /** MAC address (6 bytes) as lowercase colon-separated hex. */
 export function macAt(bytes: Uint8Array, offset: number): string {
   let out = "";

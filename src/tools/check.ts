@@ -9,7 +9,7 @@ import { NetflowDecoder } from "../netflow/decoder.ts";
 import { pipelineSettings } from "../pipeline_protocol.ts";
 import { createTransport } from "../traces/otlp_export.ts";
 import { OtlpTraceEncoder } from "../traces/otlp_encoder.ts";
-import { resourceAttributes } from "../traces/tracer.ts";
+import { resourceAttributes } from "../traces/tracing_options.ts";
 import { TrafficGenerator } from "./traffic.ts";
 
 export const CHECK_HELP = `Usage: netflow2traces check

@@ -7,6 +7,7 @@
  */
 import http from "node:http";
 import process from "node:process";
+import { splitHostPort } from "../netflow/addresses.ts";
 
 const TIMEOUT_MS = 3_000;
 
@@ -22,11 +23,10 @@ export function healthzUrl(target: string): URL | undefined {
       return undefined;
     }
   }
-  const m = /^(?:\[([^\]]*)\]|([^:]*)):(\d+)$/.exec(t) ?? /^()()(\d+)$/.exec(t);
-  if (!m) return undefined;
-  const port = Number(m[3]);
-  if (!(port >= 1 && port <= 65535)) return undefined;
-  let host = m[1] ?? m[2] ?? "";
+  const split = splitHostPort(t);
+  if (!split || !(split.port >= 1 && split.port <= 65535)) return undefined;
+  const port = split.port;
+  let host = split.host.startsWith("[") ? split.host.slice(1, -1) : split.host;
   if (host === "" || host === "0.0.0.0") host = "127.0.0.1";
   else if (host === "::") host = "::1";
   return new URL(`http://${host.includes(":") ? `[${host}]` : host}:${port}/healthz`);

@@ -383,20 +383,28 @@ export class OtlpTraceEncoder {
     return this.spans.pos;
   }
 
-  /** Appends the spans of one packet's trace; returns how many spans were written. */
-  write(plan: TracePlan): number {
+  /**
+   * The two spans every trace starts with, `netflow.export` and `netflow.process_flows`. A packet that fits
+   * in a request but not in the current one starts the next: only a packet larger than a whole request
+   * straddles requests (fewer requests carry part of a packet, and a spool evicts whole ones). A larger one
+   * fills the current request first, so it needs no more requests than its size does.
+   */
+  private packetHead(
+    traceId: Uint8Array,
+    rootId: Uint8Array,
+    processId: Uint8Array,
+    flowCount: number,
+    startMs: number,
+    endMs: number,
+    rootAttributes: Attributes,
+    error: DecodeError | undefined,
+  ): void {
     const w = this.spans;
-    const traceId = this.ids.next(16);
-    const rootId = this.ids.next(8);
-    const processId = this.ids.next(8);
-    const flows = plan.flows;
-    // A packet that fits in a request but not in the current one starts the next: only a packet larger than a
-    // whole request straddles requests (fewer requests carry part of a packet, and a spool evicts whole ones).
-    // A larger one fills the current request first, so it needs no more requests than its size does.
     const l = this.limits;
-    const n = flows.length + 2;
+    const n = flowCount + 2;
     if (l && this.spanCount > 0 && n <= l.maxSpans && this.spanCount + n > l.maxSpans) l.onFull();
     this.insidePacket = true;
+    // The export span's attributes (fewer than 20) stay under the smallest count limit (32).
     this.span(
       w,
       traceId,
@@ -404,28 +412,34 @@ export class OtlpTraceEncoder {
       undefined,
       "netflow.export",
       KIND_CONSUMER,
+      startMs,
+      endMs,
+      rootAttributes,
+      0,
+      error,
+    );
+    this.written(false);
+    this.span(w, traceId, processId, rootId, "netflow.process_flows", KIND_INTERNAL, startMs, endMs, {
+      "netflow.flow.count": flowCount,
+    }, 0);
+    this.written(flowCount === 0);
+  }
+
+  /** Appends the spans of one packet's trace; returns how many spans were written. */
+  write(plan: TracePlan): number {
+    const w = this.spans;
+    const flows = plan.flows;
+    const traceId = this.ids.next(16), rootId = this.ids.next(8), processId = this.ids.next(8);
+    this.packetHead(
+      traceId,
+      rootId,
+      processId,
+      flows.length,
       plan.startMs,
       plan.endMs,
       plan.exportAttributes,
-      0, // the export span's attributes (fewer than 20) stay under the smallest count limit (32)
       plan.error,
     );
-    this.written(false);
-    this.span(
-      w,
-      traceId,
-      processId,
-      rootId,
-      "netflow.process_flows",
-      KIND_INTERNAL,
-      plan.startMs,
-      plan.endMs,
-      {
-        "netflow.flow.count": plan.flows.length,
-      },
-      0,
-    );
-    this.written(flows.length === 0);
     for (let i = 0; i < flows.length; i++) {
       const f = flows[i];
       this.span(
@@ -456,42 +470,19 @@ export class OtlpTraceEncoder {
     const times = this.times;
     packetSpanTimes(packet, options.spanTime === "receive", times);
     const flows = packet.flows;
-    const n = flows.length + 2;
-    const l = this.limits;
-    if (l && this.spanCount > 0 && n <= l.maxSpans && this.spanCount + n > l.maxSpans) l.onFull();
     const traceId = this.ids.next(16), rootId = this.ids.next(8), processId = this.ids.next(8);
     const exported = exportAttributes(packet, options.collectorHost, options.collectorPort);
     if (packet.error) exported["error.type"] = packet.error.kind;
-    this.insidePacket = true;
-    this.span(
-      w,
+    this.packetHead(
       traceId,
       rootId,
-      undefined,
-      "netflow.export",
-      KIND_CONSUMER,
+      processId,
+      flows.length,
       times.startMs,
       times.endMs,
       exported,
-      0,
       packet.error,
     );
-    this.written(false);
-    this.span(
-      w,
-      traceId,
-      processId,
-      rootId,
-      "netflow.process_flows",
-      KIND_INTERNAL,
-      times.startMs,
-      times.endMs,
-      {
-        "netflow.flow.count": flows.length,
-      },
-      0,
-    );
-    this.written(flows.length === 0);
     const head = this.flowHead;
     head.set(traceId, FLOW_HEAD_TRACE_ID);
     head.set(processId, FLOW_HEAD_PARENT_ID);
@@ -502,7 +493,7 @@ export class OtlpTraceEncoder {
       this.flowCount++;
       this.written(i === flows.length - 1);
     }
-    return n;
+    return flows.length + 2;
   }
 
   /** One `netflow.flow` span (ScopeSpans.spans = 2), fields in the SDK serializer's order. */

@@ -2,7 +2,7 @@
  * The OTLP transport for a signal (traces from sink.ts, self-metrics from metrics.ts): http/protobuf to the
  * signal's URL, or gRPC to the base endpoint's service method.
  */
-import type { TracingOptions } from "./tracer.ts";
+import type { TracingOptions } from "./tracing_options.ts";
 import { GrpcTransport } from "./grpc_transport.ts";
 import { HttpTransport } from "./http_transport.ts";
 import type { Transport } from "./transport.ts";

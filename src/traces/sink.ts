@@ -5,7 +5,7 @@
  *   requests to delivery.ts (bounded queue, retries until accepted, optional spool, visible trouble), which
  *   sends them over HTTP or gRPC (http_transport.ts, grpc_transport.ts).
  * - `console`: {@link ConsoleSink} prints the same trace plans as JSON lines; `none`: {@link DiscardingSink}
- *   drops them unbuilt (tracer.ts).
+ *   drops them unbuilt (console_sink.ts).
  */
 import type { Logger } from "../log.ts";
 import type { ExportPacket } from "../netflow/types.ts";
@@ -16,7 +16,8 @@ import { createTransport } from "./otlp_export.ts";
 import { OtlpTraceEncoder } from "./otlp_encoder.ts";
 import type { TracePlanOptions } from "./spans.ts";
 import { Spool } from "./spool.ts";
-import { ConsoleSink, DiscardingSink, resourceAttributes, type TracingOptions } from "./tracer.ts";
+import { ConsoleSink, DiscardingSink } from "./console_sink.ts";
+import { resourceAttributes, type TracingOptions } from "./tracing_options.ts";
 
 export interface TraceSink {
   /** Builds the packet's trace and queues it for export (or counts it as dropped when the queue is full). */

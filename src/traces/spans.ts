@@ -3,7 +3,7 @@
  *
  * {@link planTrace} decides every span's times and attributes once; everything that shows spans reads the
  * plan: the OTLP encoder (`otlp_encoder.ts`, which also writes the same bytes straight from a packet), the
- * console exporter (`tracer.ts`), and, in tests, the OpenTelemetry SDK Tracer the encoder is proven against
+ * console exporter (`console_sink.ts`), and, in tests, the OpenTelemetry SDK Tracer the encoder is proven against
  * (`test/support/sdk_spans.ts`).
  */
 import { type FlowTimes, flowTimes, referenceTimeMs } from "../netflow/time.ts";

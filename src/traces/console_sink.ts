@@ -1,14 +1,14 @@
 /**
- * `OTEL_TRACES_EXPORTER=console` and `none`, and the export settings every exporter reads.
+ * `OTEL_TRACES_EXPORTER=console` and `none`.
  *
  * `console` prints the same {@link TracePlan}s the OTLP encoder writes (one plan per packet, `planTrace()`),
  * one JSON line per span, so what a user sees on stdout is what a backend would get, IDs included. It keeps
  * the books of the OTLP path (queue bound, queued, held, exported, dropped) with a small in-memory queue
  * written out every OTEL_BSP_SCHEDULE_DELAY. `none` builds nothing and counts nothing.
  */
-import type { Config } from "../config.ts";
 import process from "node:process";
 import type { ExportPacket } from "../netflow/types.ts";
+import type { TracingOptions } from "./tracing_options.ts";
 import { wireTimeMs } from "../netflow/time.ts";
 import {
   countDropped,
@@ -21,36 +21,6 @@ import {
 import { type ExportStatus, initialExportStatus } from "./export_status.ts";
 import type { TraceSink } from "./sink.ts";
 import { planTrace, type TracePlan, type TracePlanOptions } from "./spans.ts";
-
-/** The OTLP resource of everything the collector sends (traces and self-metrics). */
-export function resourceAttributes(options: TracingOptions): Record<string, string> {
-  return {
-    ...options.resourceAttributes,
-    "service.name": options.serviceName,
-    "service.version": options.serviceVersion,
-  };
-}
-
-/** What the exporters need from the configuration (config.ts is the one place that reads it). */
-export type TracingOptions = Pick<
-  Config,
-  | "tracesExporter"
-  | "protocol"
-  | "endpoint"
-  | "headers"
-  | "timeoutMs"
-  | "compression"
-  | "certificateFile"
-  | "clientKeyFile"
-  | "clientCertificateFile"
-  | "insecure"
-  | "serviceName"
-  | "serviceVersion"
-  | "resourceAttributes"
-  | "bsp"
-  | "spoolDir"
-  | "spoolMaxBytes"
->;
 
 /** `none`: packets are neither turned into spans nor counted. */
 export class DiscardingSink implements TraceSink {
