@@ -1,6 +1,7 @@
 /**
  * Wiring and lifecycle. This thread owns the socket and does as little as possible per datagram (allow-list,
- * count, copy into a batch); the pipeline Worker decodes and exports (pipeline.ts). Also: periodic stats,
+ * count, hand to the Worker that owns its exporter: pipeline_pool.ts); the pipeline Workers decode and export
+ * (pipeline.ts). Also: periodic stats,
  * /metrics and /healthz, and an orderly shutdown that loses nothing already received.
  */
 import process from "node:process";
@@ -8,13 +9,8 @@ import { type Config, PRODUCT_VERSION } from "./config.ts";
 import type { Logger } from "./log.ts";
 import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
 import { formatHostPort } from "./netflow/addresses.ts";
-import {
-  BatchWriter,
-  pipelineSettings,
-  type PipelineSnapshot,
-  type WorkerReply,
-  type WorkerRequest,
-} from "./pipeline_protocol.ts";
+import type { PipelineSnapshot } from "./pipeline_protocol.ts";
+import { PipelinePool } from "./pipeline_pool.ts";
 import {
   type ExportCounters,
   type IngestCounters,
@@ -23,7 +19,6 @@ import {
 } from "./counters.ts";
 import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
-import { inBunSingleBinary } from "./runtime.ts";
 import { openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
@@ -36,8 +31,6 @@ import {
 
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
-/** A partly filled batch goes to the Worker after this long, so quiet exporters are not delayed. */
-const BATCH_LINGER_MS = 2;
 
 export interface Collector {
   /** The bound listen address. */
@@ -50,7 +43,9 @@ export interface Collector {
 }
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
-  const source = await openDatagramSource(config.listenHost, config.listenPort);
+  const source = await openDatagramSource(config.listenHost, config.listenPort, {
+    reusePort: config.reusePort,
+  });
   const ingest = zeroIngestCounters();
   // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
   const exported: ExportCounters = zeroExportCounters();
@@ -65,40 +60,17 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     exportStatus = s.exportStatus;
   };
 
-  const worker = startPipelineWorker();
-  const send = (msg: WorkerRequest, transfer: Transferable[] = []) => worker.postMessage(msg, transfer);
-  const ready = Promise.withResolvers<void>();
-  const stopped = Promise.withResolvers<void>();
-  worker.onmessage = (event: MessageEvent<WorkerReply>) => {
-    const msg = event.data;
-    if (msg.type === "ready") ready.resolve();
-    else {
-      applySnapshot(msg.snapshot);
-      if (msg.type === "stopped") stopped.resolve();
-    }
-  };
-  worker.onerror = (event: ErrorEvent) => {
-    event.preventDefault?.();
-    const error = new Error(`pipeline worker failed: ${event.message}`);
-    ready.reject(error);
-    stopped.reject(error);
-    log.critical("pipeline worker failed", { error: event.message });
-    process.exit(1);
-  };
-  send({
-    type: "init",
-    settings: pipelineSettings(config, source.port, { name: "netflow2traces", version: PRODUCT_VERSION }),
-  });
-
-  const batch = new BatchWriter();
-  let lingering: ReturnType<typeof setTimeout> | undefined;
-  const flushBatch = () => {
-    if (lingering !== undefined) clearTimeout(lingering);
-    lingering = undefined;
-    if (batch.count === 0) return;
-    const { buffer, count } = batch.take();
-    send({ type: "batch", buffer, count }, [buffer]);
-  };
+  const pool = new PipelinePool(
+    config,
+    source.port,
+    { name: "netflow2traces", version: PRODUCT_VERSION },
+    log,
+    applySnapshot,
+    (message) => {
+      log.critical("pipeline worker failed", { error: message });
+      process.exit(1);
+    },
+  );
 
   const allowed = exporterAllowList(config.allowedExporters);
   const receiving = source.run((data, address, port) => {
@@ -108,12 +80,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     }
     ingest.datagrams++;
     ingest.bytes += data.length;
-    const now = Date.now();
-    if (!batch.add(data, address, port, now)) {
-      flushBatch();
-      batch.add(data, address, port, now);
-    }
-    lingering ??= setTimeout(flushBatch, BATCH_LINGER_MS);
+    pool.add(data, address, port, Date.now());
   });
 
   let receiveRunning = true;
@@ -138,7 +105,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   };
   let httpServer: HttpServer | undefined;
   try {
-    await ready.promise;
+    await pool.whenReady();
     if (config.httpListen) {
       httpServer = await startHttpServer(config.httpListen.host, config.httpListen.port, {
         metrics: () => prometheusText(metricsSources),
@@ -150,7 +117,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     for (const t of timers) clearInterval(t);
     await source.close(0);
     await receiving.catch(() => {});
-    worker.terminate();
+    pool.terminate();
     throw err;
   }
   for (const t of timers) (t as { unref?: () => void }).unref?.();
@@ -168,6 +135,8 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     listen: `udp://${formatHostPort(source.host, source.port)}`,
     exporter: config.tracesExporter === "otlp" ? config.endpoint : config.tracesExporter,
     protocol: config.tracesExporter === "otlp" ? config.protocol : undefined,
+    workers: config.workers,
+    ...(config.reusePort ? { reuse_port: true } : {}),
     ...(httpServer ? { http: `http://${formatHostPort(config.httpListen!.host, httpServer.port)}` } : {}),
   });
 
@@ -182,10 +151,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         await source.close(SHUTDOWN_DRAIN_MS);
         await receiving.catch((err) => log.error("receive loop failed", { error: String(err) }));
         for (const t of timers) clearInterval(t);
-        flushBatch();
-        send({ type: "stop" });
-        await stopped.promise;
-        worker.terminate();
+        await pool.stop();
         await httpServer?.close();
         await otlpMetrics?.shutdown();
         log.info("stopped", { totals: stats.totals() });
@@ -193,17 +159,6 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
       return stopping;
     },
   };
-}
-
-/**
- * Starts the pipeline Worker. Source runs (Deno, Bun) resolve it next to this file; a Bun single binary
- * holds it as an extra entry point at its path within the project.
- */
-function startPipelineWorker(): Worker {
-  const url = inBunSingleBinary(import.meta.url)
-    ? "./src/pipeline_worker.ts"
-    : new URL("./pipeline_worker.ts", import.meta.url).href;
-  return new Worker(url, { type: "module" });
 }
 
 /** The periodic stats line: rates since the previous line, totals since start. */

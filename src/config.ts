@@ -19,6 +19,7 @@
  * if (cli.kind === "run") startCollector(cli.config, createLogger(cli.config.logLevel));
  * ```
  */
+import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import process from "node:process";
 import { parseArgs } from "node:util";
@@ -95,6 +96,10 @@ export interface Config {
   httpListen?: { host: string; port: number };
   /** 0 turns the periodic stats line off. */
   statsIntervalMs: number;
+  /** Pipeline Workers (NETFLOW_WORKERS); datagrams are spread over them by exporter and domain. */
+  workers: number;
+  /** Open the UDP socket with SO_REUSEPORT (NETFLOW_REUSE_PORT). */
+  reusePort: boolean;
   /** String attribute values longer than this many UTF-8 bytes are truncated (Tempo's default limit). */
   attributeValueLengthLimit: number;
   /** Attributes per span at most; the SPEC attributes come first, the rest are counted as dropped. */
@@ -119,6 +124,17 @@ export type CliResult =
 // ---------------------------------------------------------------------------------------------------------
 
 /** Builds and validates the configuration from the layered sources. */
+/** More Workers than this buy nothing: each is a V8 isolate of its own (about 30 MB). */
+const MAX_WORKERS = 64;
+
+/**
+ * One Worker per core but one, which the socket thread, the kernel and the sender of the flows need;
+ * at least one. `availableParallelism()` follows the process's CPU affinity (taskset, cpusets).
+ */
+function defaultWorkers(): number {
+  return Math.min(MAX_WORKERS, Math.max(1, availableParallelism() - 1));
+}
+
 function buildConfig(src: Source, cwd: string): Config {
   const warnings: string[] = [];
   const protocol = oneOf(
@@ -223,6 +239,8 @@ function buildConfig(src: Source, cwd: string): Config {
     samplingOverrides: rates.overrides,
     httpListen: httpListen(src.get("NETFLOW_HTTP_LISTEN")),
     statsIntervalMs,
+    workers: integer(src.get("NETFLOW_WORKERS"), defaultWorkers(), 1, MAX_WORKERS),
+    reusePort: boolean(src.get("NETFLOW_REUSE_PORT")) ?? false,
     attributeValueLengthLimit: integer(
       src.get("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT") ?? src.get("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
       DEFAULTS.attributeValueLengthLimit,

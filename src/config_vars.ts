@@ -106,6 +106,9 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_SAMPLING_RATE", "", "N for exporters that announce none, and/or CIDR=N overrides"),
   v("NETFLOW_HTTP_LISTEN", "", "host:port, [v6]:port or :port for /metrics and /healthz"),
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
+  v("NETFLOW_WORKERS", "CPU cores - 1, at least 1", "pipeline Workers; each exporter + domain goes to one",
+    { helpDefault: "cores - 1" }),
+  v("NETFLOW_REUSE_PORT", "false", "true: SO_REUSEPORT, processes share the UDP port (Bun only)"),
   v("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", String(DEFAULTS.attributeValueLengthLimit), "longer string attribute values are truncated (UTF-8 bytes)"),
   v("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "", "overrides OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT"),
   v("OTEL_ATTRIBUTE_COUNT_LIMIT", String(DEFAULTS.attributeCountLimit), "attributes per span; beyond, dropped and counted"),
@@ -150,7 +153,7 @@ export const PARSE_ARGS_OPTIONS: Record<string, { type: "string" | "boolean"; sh
   ),
 };
 
-/** The `--help` text (under 60 lines, at most 110 columns). */
+/** The `--help` text (under 64 lines, at most 110 columns). */
 export function helpText(): string {
   const flagLines: [string, string][] = [
     ...ENV_VARS.filter((e) => e.flag).map((e): [string, string] => [`${e.flag} ${e.flagValue}`, e.flagHelp!]),

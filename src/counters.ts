@@ -156,3 +156,20 @@ export function countExportResult(
     c.lastExportError = result.error;
   }
 }
+
+/**
+ * Adds every count of `from` into `into`, nested records (errors by kind) included: how the socket side
+ * sums the snapshots of several pipeline Workers. Strings (the last error) are taken from `from` when set.
+ */
+export function addCounts<T extends object>(into: T, from: T): T {
+  const a = into as Record<string, unknown>, b = from as Record<string, unknown>;
+  for (const key in b) {
+    const v = b[key];
+    if (typeof v === "number") a[key] = ((a[key] as number | undefined) ?? 0) + v;
+    else if (typeof v === "string") a[key] = v;
+    else if (v !== null && typeof v === "object") {
+      a[key] = addCounts((a[key] ?? {}) as Record<string, unknown>, v as Record<string, unknown>);
+    }
+  }
+  return into;
+}

@@ -1,9 +1,9 @@
 /**
  * The work behind the socket: datagram → decoder → trace sink, plus what keeps decoder state healthy
- * (expiry of data awaiting templates, template persistence). It runs in a Worker (pipeline_worker.ts) so the
- * thread that reads the socket never waits on it; its settings are therefore plain, cloneable data.
+ * (expiry of data awaiting templates, templates restored and handed out for persistence). It runs in a
+ * Worker (pipeline_worker.ts) so the thread that reads the socket never waits on it; its settings are
+ * therefore plain, cloneable data. With several Workers each runs one Pipeline for its share of exporters.
  */
-import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { type Logger, rateLimited, type RateLimitedLogger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
@@ -14,7 +14,7 @@ import { samplingOverrideLookup } from "./exporter_rules.ts";
 
 /** How often data waiting for its template is checked for expiry. */
 const EXPIRE_INTERVAL_MS = 1_000;
-/** How often templates are written to NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
+/** How often templates go out for NETFLOW_TEMPLATE_CACHE_FILE (and at shutdown). */
 const TEMPLATE_SAVE_INTERVAL_MS = 30_000;
 /** Error kinds that mean an exporter sent more than the bounds allow: worth a WARN, once a minute each. */
 const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
@@ -31,7 +31,15 @@ export class Pipeline {
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
   private readonly templateWaitLog: RateLimitedLogger;
 
-  constructor(private readonly settings: PipelineSettings, private readonly log: Logger) {
+  /**
+   * `onTemplates` receives the exporters worth persisting (JSON text of an array) every 30 s while
+   * NETFLOW_TEMPLATE_CACHE_FILE is set; the socket side joins the Workers' parts and writes the file.
+   */
+  constructor(
+    private readonly settings: PipelineSettings,
+    private readonly log: Logger,
+    onTemplates: (exporters: string) => void = () => {},
+  ) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
     this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
       reportSuppressed: false,
@@ -41,13 +49,13 @@ export class Pipeline {
       samplingDefault: settings.samplingDefault,
       samplingOverride: samplingOverrideLookup(settings.samplingOverrides),
     });
-    if (settings.templateCacheFile) this.restoreTemplates(settings.templateCacheFile);
+    if (settings.restoredTemplates !== undefined) this.restoreTemplates(settings.restoredTemplates);
     this.sink = createTraceSink(settings, log);
     this.timers.push(setInterval(() => {
       for (const packet of this.decoder.expire(Date.now())) this.emit(packet);
     }, EXPIRE_INTERVAL_MS));
     if (settings.templateCacheFile) {
-      this.timers.push(setInterval(() => this.saveTemplates(), TEMPLATE_SAVE_INTERVAL_MS));
+      this.timers.push(setInterval(() => onTemplates(this.templates()), TEMPLATE_SAVE_INTERVAL_MS));
     }
     for (const t of this.timers) (t as { unref?: () => void }).unref?.();
   }
@@ -67,10 +75,14 @@ export class Pipeline {
     };
   }
 
-  /** Saves templates, exports every queued span, and stops the timers. */
+  /** What NETFLOW_TEMPLATE_CACHE_FILE keeps of this pipeline's exporters: the JSON text of an array. */
+  templates(): string {
+    return JSON.stringify((this.decoder.snapshot() as { exporters: unknown[] }).exporters);
+  }
+
+  /** Exports every queued span and stops the timers. */
   async stop(): Promise<void> {
     for (const t of this.timers) clearInterval(t);
-    this.saveTemplates();
     await this.sink.shutdown();
   }
 
@@ -116,34 +128,22 @@ export class Pipeline {
     );
   }
 
-  private restoreTemplates(path: string): void {
-    let text: string;
+  private restoreTemplates(state: unknown): void {
     try {
-      text = readFileSync(path, "utf8");
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "ENOENT") {
-        this.log.warn("cannot read template cache file", { file: path, error: (err as Error).message });
+      const restored = this.decoder.restore(state);
+      const several = this.settings.workers > 1;
+      if (restored > 0 || !several) {
+        this.log.info("templates restored", {
+          file: this.settings.templateCacheFile,
+          templates: restored,
+          ...(several ? { worker: this.settings.workerIndex } : {}),
+        });
       }
-      return;
-    }
-    try {
-      const restored = this.decoder.restore(JSON.parse(text));
-      this.log.info("templates restored", { file: path, templates: restored });
     } catch (err) {
-      this.log.warn("ignoring unreadable template cache file", { file: path, error: (err as Error).message });
-    }
-  }
-
-  private saveTemplates(): void {
-    const path = this.settings.templateCacheFile;
-    if (!path) return;
-    try {
-      // Write then rename, so a crash mid-write never leaves a torn file behind.
-      const tmp = `${path}.tmp`;
-      writeFileSync(tmp, JSON.stringify(this.decoder.snapshot()));
-      renameSync(tmp, path);
-    } catch (err) {
-      this.log.warn("cannot write template cache file", { file: path, error: (err as Error).message });
+      this.log.warn("ignoring unreadable template cache file", {
+        file: this.settings.templateCacheFile,
+        error: (err as Error).message,
+      });
     }
   }
 }

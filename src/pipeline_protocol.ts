@@ -6,31 +6,53 @@ import type { Config } from "./config.ts";
 import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
+import { workerSpoolDir } from "./traces/spool.ts";
 
 /**
  * Everything the pipeline needs: the configuration itself (plain data, so it crosses into the Worker as it
- * is) and what start-up adds to it: the bound address (a span attribute) and the instrumentation scope.
+ * is) and what start-up adds to it: the bound address (a span attribute), the instrumentation scope, and
+ * this Worker's place among NETFLOW_WORKERS with the templates restored for its exporters.
  */
 export interface PipelineSettings extends Config {
   collectorHost: string;
   collectorPort: number;
   scopeName: string;
   scopeVersion: string;
+  /** 0 … `workers` − 1. */
+  workerIndex: number;
+  /** This Worker's part of NETFLOW_TEMPLATE_CACHE_FILE, parsed (restore() validates it). */
+  restoredTemplates?: unknown;
 }
 
+/** One Worker's settings. The queue and spool bounds are the process's, shared out: each Worker gets its part. */
 export function pipelineSettings(
   config: Config,
   collectorPort: number,
   scope: { name: string; version: string },
+  worker: { index: number; restoredTemplates?: unknown } = { index: 0 },
 ): PipelineSettings {
+  const n = config.workers;
+  const maxQueueSize = Math.max(1, Math.floor(config.bsp.maxQueueSize / n));
   return {
     ...config,
+    bsp: {
+      ...config.bsp,
+      maxQueueSize,
+      maxExportBatchSize: Math.min(config.bsp.maxExportBatchSize, maxQueueSize),
+    },
+    spoolDir: config.spoolDir === undefined ? undefined : workerSpoolDir(config.spoolDir, worker.index, n),
+    spoolMaxBytes: Math.max(MIN_SPOOL_SHARE, Math.floor(config.spoolMaxBytes / n)),
     collectorHost: config.listenHost,
     collectorPort,
     scopeName: scope.name,
     scopeVersion: scope.version,
+    workerIndex: worker.index,
+    restoredTemplates: worker.restoredTemplates,
   };
 }
+
+/** The smallest spool a Worker gets (the floor of NETFLOW_SPOOL_MAX_BYTES). */
+const MIN_SPOOL_SHARE = 1_048_576;
 
 /** A point-in-time copy of the pipeline's counters, sent from the Worker to the socket side. */
 export interface PipelineSnapshot {
@@ -49,7 +71,9 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "ready" }
   | { type: "snapshot"; snapshot: PipelineSnapshot }
-  | { type: "stopped"; snapshot: PipelineSnapshot };
+  /** The Worker's exporters for NETFLOW_TEMPLATE_CACHE_FILE, as the JSON text of an array. */
+  | { type: "templates"; exporters: string }
+  | { type: "stopped"; snapshot: PipelineSnapshot; exporters?: string };
 
 /** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */
 const BATCH_BYTES = 64 * 1024;

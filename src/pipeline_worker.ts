@@ -16,13 +16,19 @@ const scope = globalThis as any as {
   postMessage(message: WorkerReply): void;
 };
 let pipeline: Pipeline | undefined;
+let persistTemplates = false;
 let snapshots: ReturnType<typeof setInterval> | undefined;
 
 scope.onmessage = (event) => {
   const msg = event.data;
   switch (msg.type) {
     case "init": {
-      pipeline = new Pipeline(msg.settings, createLogger(msg.settings.logLevel));
+      persistTemplates = msg.settings.templateCacheFile !== undefined;
+      pipeline = new Pipeline(
+        msg.settings,
+        createLogger(msg.settings.logLevel),
+        (exporters) => scope.postMessage({ type: "templates", exporters }),
+      );
       snapshots = setInterval(
         () => scope.postMessage({ type: "snapshot", snapshot: pipeline!.snapshot() }),
         SNAPSHOT_INTERVAL_MS,
@@ -37,7 +43,13 @@ scope.onmessage = (event) => {
       break;
     case "stop":
       clearInterval(snapshots);
-      pipeline!.stop().then(() => scope.postMessage({ type: "stopped", snapshot: pipeline!.snapshot() }));
+      pipeline!.stop().then(() =>
+        scope.postMessage({
+          type: "stopped",
+          snapshot: pipeline!.snapshot(),
+          ...(persistTemplates ? { exporters: pipeline!.templates() } : {}),
+        })
+      );
       break;
   }
 };

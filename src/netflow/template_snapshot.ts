@@ -9,8 +9,7 @@ import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import { type ExporterTable, MAX_SAMPLERS_PER_DOMAIN, TWO32 } from "./exporter_state.ts";
 import type { TemplateCache } from "./template_cache.ts";
 import { specId, specLength, specPen, type TemplateSpec } from "./templates.ts";
-
-const SNAPSHOT_FORMAT = "netflow2traces.templates";
+import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from "./snapshot_format.ts";
 
 /** The JSON-serialisable state of every exporter that announced something worth keeping. */
 export function snapshotTemplates(exporters: ExporterTable): unknown {
@@ -49,7 +48,7 @@ export function snapshotTemplates(exporters: ExporterTable): unknown {
       out.push({ address: e.address, templates, domains });
     }
   }
-  return { format: SNAPSHOT_FORMAT, version: 1, exporters: out };
+  return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, exporters: out };
 }
 
 /**
@@ -64,7 +63,7 @@ export function restoreTemplates(
   options: TemplateDecoderOptions,
   stats: TemplateDecoderStats,
 ): number {
-  if (!isObject(state) || state.format !== SNAPSHOT_FORMAT || state.version !== 1) return 0;
+  if (!isObject(state) || state.format !== SNAPSHOT_FORMAT || state.version !== SNAPSHOT_VERSION) return 0;
   if (!Array.isArray(state.exporters)) return 0;
   let restored = 0;
   for (const ex of state.exporters.slice(0, options.maxExporters)) {

@@ -19,6 +19,7 @@ import {
   readFileSync,
   readSync,
   renameSync,
+  rmdirSync,
   statSync,
   unlinkSync,
   writeSync,
@@ -178,6 +179,65 @@ export class Spool {
       flows: view.getUint32(16, true),
     };
   }
+}
+
+const WORKER_DIR = /^worker-(\d+)$/;
+
+/** Where Worker `index` of `count` keeps its spool: the directory itself for one, `worker-N` inside for several. */
+export function workerSpoolDir(base: string, index: number, count: number): string {
+  return count === 1 ? base : join(base, `worker-${index}`);
+}
+
+/**
+ * Run before the Workers open their spools: batches that a run with another NETFLOW_WORKERS left where no
+ * Worker of this run looks are handed on, so a change of Worker count loses nothing. With one Worker it
+ * takes every `worker-N` directory's batches; with several, Worker 0 takes those of the directory itself
+ * and Worker `N mod count` those of `worker-N` for N ≥ count. Moved batches keep their order and are
+ * renumbered after the batches already there. Returns how many moved.
+ */
+export function adoptSpools(base: string, count: number): number {
+  let names: string[];
+  try {
+    names = readdirSync(base);
+  } catch {
+    return 0; // no spool yet
+  }
+  let moved = 0;
+  if (count > 1 && names.some((n) => NAME.test(n))) {
+    moved += moveBatches(base, workerSpoolDir(base, 0, count));
+  }
+  for (const name of names) {
+    const m = WORKER_DIR.exec(name);
+    if (!m || (count > 1 && Number(m[1]) < count)) continue;
+    const from = join(base, name);
+    moved += moveBatches(from, workerSpoolDir(base, Number(m[1]) % count, count));
+    try {
+      rmdirSync(from);
+    } catch { /* something else lives there: leave it */ }
+  }
+  return moved;
+}
+
+function moveBatches(from: string, to: string): number {
+  mkdirSync(to, { recursive: true });
+  let next = 1;
+  for (const name of readdirSync(to)) {
+    const m = NAME.exec(name);
+    if (m) next = Math.max(next, Number(m[1]) + 1);
+  }
+  let moved = 0;
+  for (const name of readdirSync(from).sort()) {
+    if (TEMP.test(name)) {
+      try {
+        unlinkSync(join(from, name));
+      } catch { /* gone already */ }
+    }
+    if (!NAME.test(name)) continue;
+    renameSync(join(from, name), join(to, `${String(next++).padStart(16, "0")}.otlp`));
+    moved++;
+  }
+  if (moved > 0) syncDirectory(to);
+  return moved;
 }
 
 function writeAll(fd: number, bytes: Uint8Array): void {

@@ -14,21 +14,34 @@
  * also use SO_REUSEPORT on Bun, which `Bun.udpSocket` cannot.
  */
 import dgram from "node:dgram";
-import { BindError, type DatagramHandler, type DatagramSource, drainingSource } from "./source.ts";
+import {
+  BindError,
+  type DatagramHandler,
+  type DatagramSource,
+  drainingSource,
+  type SocketOptions,
+} from "./source.ts";
 
 const RECEIVE_BUFFER_BYTES = 4 * 1024 * 1024;
 
-export async function openBunSource(host: string, port: number): Promise<DatagramSource> {
+export async function openBunSource(
+  host: string,
+  port: number,
+  options: SocketOptions = {},
+): Promise<DatagramSource> {
   const socket = dgram.createSocket({
     type: host.includes(":") ? "udp6" : "udp4",
     recvBufferSize: RECEIVE_BUFFER_BYTES,
+    reusePort: options.reusePort === true,
   });
   let handler: DatagramHandler = () => {};
   socket.on("message", (msg, rinfo) => handler(msg, rinfo.address, rinfo.port));
   await new Promise<void>((resolve, reject) => {
     socket.once("error", (err: NodeJS.ErrnoException) => {
       const why = err.code === "EADDRINUSE"
-        ? "address already in use"
+        ? options.reusePort
+          ? "address already in use by a socket without SO_REUSEPORT (every process must set NETFLOW_REUSE_PORT=true)"
+          : "address already in use"
         : err.code === "EACCES"
         ? "permission denied"
         : err.message;

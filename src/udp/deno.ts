@@ -1,10 +1,24 @@
 /** Deno adapter: `Deno.listenDatagram`, reading into one reused buffer (5× faster than the async iterator). */
-import { BindError, type DatagramHandler, type DatagramSource, drainingSource } from "./source.ts";
+import {
+  BindError,
+  type DatagramHandler,
+  type DatagramSource,
+  drainingSource,
+  type SocketOptions,
+} from "./source.ts";
 
 /** Largest UDP payload over IPv4/IPv6 without jumbograms; larger datagrams would be cut silently. */
 const MAX_DATAGRAM = 65_535;
 
-export function openDenoSource(host: string, port: number): DatagramSource {
+export function openDenoSource(host: string, port: number, options: SocketOptions = {}): DatagramSource {
+  if (options.reusePort) {
+    // Deno 2.9: listenDatagram has no SO_REUSEPORT (its reuseAddress lets the newest socket take all the
+    // traffic, no balancing) and node:dgram's reusePort fails with EADDRINUSE.
+    throw new BindError(
+      "NETFLOW_REUSE_PORT=true needs the Bun build: Deno cannot open a UDP socket with SO_REUSEPORT " +
+        "(use the netflow2traces-bun binary, or one port per process)",
+    );
+  }
   if (typeof Deno.listenDatagram !== "function") {
     throw new BindError("Deno.listenDatagram is unavailable: run with --unstable-net (deno.json sets it)");
   }

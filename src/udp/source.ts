@@ -72,12 +72,22 @@ export function drainingSource(socket: DatagramSocket): DatagramSource {
 /** Binding failed in a way the user can act on: the message is the one line to show. */
 export class BindError extends Error {}
 
+/** How to open the socket. */
+export interface SocketOptions {
+  /** SO_REUSEPORT: several processes share the port, the kernel spreads senders over them (NETFLOW_REUSE_PORT). */
+  reusePort?: boolean;
+}
+
 /** Opens a UDP socket on `host:port` with the adapter for the running runtime. */
-export async function openDatagramSource(host: string, port: number): Promise<DatagramSource> {
+export async function openDatagramSource(
+  host: string,
+  port: number,
+  options: SocketOptions = {},
+): Promise<DatagramSource> {
   if (isBun) {
     const { openBunSource } = await import("./bun.ts");
-    return openBunSource(host, port);
+    return openBunSource(host, port, options);
   }
   const { openDenoSource } = await import("./deno.ts");
-  return openDenoSource(host, port);
+  return openDenoSource(host, port, options);
 }

@@ -1,0 +1,189 @@
+/**
+ * The pipeline Workers (NETFLOW_WORKERS) as one pipeline, seen from the socket thread: each datagram goes
+ * to the Worker that owns its exporter and domain (shard.ts), batched per Worker; the Workers' snapshots
+ * are summed into one view (stats line, /metrics, /healthz); their template parts go to one file. Posting
+ * never waits on a Worker, so a slow one does not stall the socket.
+ */
+import type { Config } from "./config.ts";
+import {
+  addCounts,
+  type DecodeCounters,
+  type ExportCounters,
+  zeroDecodeCounters,
+  zeroExportCounters,
+} from "./counters.ts";
+import type { Logger } from "./log.ts";
+import { type TemplateDecoderStats, zeroDecoderStats } from "./netflow/decoder_stats.ts";
+import {
+  BatchWriter,
+  pipelineSettings,
+  type PipelineSnapshot,
+  type WorkerReply,
+  type WorkerRequest,
+} from "./pipeline_protocol.ts";
+import { inBunSingleBinary } from "./runtime.ts";
+import { datagramDomain, shardOf } from "./shard.ts";
+import { readTemplateFile, TemplateFileWriter } from "./template_file.ts";
+import { combinedExportStatus } from "./traces/export_status.ts";
+import { adoptSpools } from "./traces/spool.ts";
+
+/** A partly filled batch goes to its Worker after this long, so quiet exporters are not delayed. */
+const BATCH_LINGER_MS = 2;
+
+export class PipelinePool {
+  readonly size: number;
+  private readonly workers: Worker[] = [];
+  private readonly batches: BatchWriter[] = [];
+  private readonly snapshots: (PipelineSnapshot | undefined)[];
+  private readonly templateFile: TemplateFileWriter | undefined;
+  private lingering: ReturnType<typeof setTimeout> | undefined;
+  private readonly ready: Promise<void>;
+  private readonly stopped: Promise<void>;
+
+  /**
+   * Starts the Workers. `onSnapshot` gets the summed view whenever a Worker reports (every 250 ms each);
+   * `onFailure` a Worker's uncaught error (the process cannot go on without it).
+   */
+  constructor(
+    config: Config,
+    collectorPort: number,
+    scope: { name: string; version: string },
+    log: Logger,
+    private readonly onSnapshot: (merged: PipelineSnapshot) => void,
+    onFailure: (message: string) => void,
+  ) {
+    const n = this.size = config.workers;
+    this.snapshots = new Array(n).fill(undefined);
+    if (config.spoolDir !== undefined) {
+      const moved = adoptSpools(config.spoolDir, n);
+      if (moved > 0) {
+        log.info("spool batches handed over to this run's workers", { batches: moved, workers: n });
+      }
+    }
+    const restored = config.templateCacheFile
+      ? readTemplateFile(config.templateCacheFile, n, log)
+      : undefined;
+    if (config.templateCacheFile) {
+      this.templateFile = new TemplateFileWriter(config.templateCacheFile, restored, n, log);
+    }
+    const ready: Promise<void>[] = [], stopped: Promise<void>[] = [];
+    for (let i = 0; i < n; i++) {
+      const worker = startPipelineWorker();
+      const up = Promise.withResolvers<void>(), down = Promise.withResolvers<void>();
+      ready.push(up.promise);
+      stopped.push(down.promise);
+      worker.onmessage = (event: MessageEvent<WorkerReply>) => {
+        const msg = event.data;
+        switch (msg.type) {
+          case "ready":
+            up.resolve();
+            break;
+          case "templates":
+            this.templateFile?.update(i, msg.exporters);
+            break;
+          case "stopped":
+            if (msg.exporters !== undefined) this.templateFile?.update(i, msg.exporters);
+            this.apply(i, msg.snapshot);
+            down.resolve();
+            break;
+          case "snapshot":
+            this.apply(i, msg.snapshot);
+        }
+      };
+      worker.onerror = (event: ErrorEvent) => {
+        event.preventDefault?.();
+        const error = new Error(`pipeline worker failed: ${event.message}`);
+        up.reject(error);
+        down.reject(error);
+        onFailure(event.message);
+      };
+      const settings = pipelineSettings(config, collectorPort, scope, {
+        index: i,
+        restoredTemplates: restored?.[i],
+      });
+      worker.postMessage({ type: "init", settings } satisfies WorkerRequest);
+      this.workers.push(worker);
+      this.batches.push(new BatchWriter());
+    }
+    this.ready = Promise.all(ready).then(() => {});
+    this.stopped = Promise.all(stopped).then(() => {});
+  }
+
+  /** Resolves when every Worker has started (restored its templates and opened its spool). */
+  whenReady(): Promise<void> {
+    return this.ready;
+  }
+
+  /** Queues one datagram for its Worker (`data` is copied; the source may reuse its buffer). */
+  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): void {
+    const i = this.size === 1 ? 0 : shardOf(address, datagramDomain(data), this.size);
+    const batch = this.batches[i];
+    if (!batch.add(data, address, port, receivedAtMs)) {
+      this.send(i);
+      batch.add(data, address, port, receivedAtMs);
+    }
+    this.lingering ??= setTimeout(() => this.flush(), BATCH_LINGER_MS);
+  }
+
+  /** Sends every partly filled batch now. */
+  flush(): void {
+    if (this.lingering !== undefined) clearTimeout(this.lingering);
+    this.lingering = undefined;
+    for (let i = 0; i < this.size; i++) this.send(i);
+  }
+
+  /** Sends what is batched, asks every Worker to deliver what it holds, and waits for all of them. */
+  async stop(): Promise<void> {
+    this.flush();
+    for (const w of this.workers) w.postMessage({ type: "stop" } satisfies WorkerRequest);
+    await this.stopped;
+    for (const w of this.workers) w.terminate();
+    await this.templateFile?.flush();
+  }
+
+  /** Ends the Workers at once (start-up failed). */
+  terminate(): void {
+    for (const w of this.workers) w.terminate();
+  }
+
+  private send(i: number): void {
+    const batch = this.batches[i];
+    if (batch.count === 0) return;
+    const { buffer, count } = batch.take();
+    this.workers[i].postMessage({ type: "batch", buffer, count } satisfies WorkerRequest, [buffer]);
+  }
+
+  private apply(i: number, snapshot: PipelineSnapshot): void {
+    this.snapshots[i] = snapshot;
+    this.onSnapshot(this.size === 1 ? snapshot : mergeSnapshots(this.snapshots));
+  }
+}
+
+/** The Workers' snapshots as one: counts summed, export status combined (a Worker yet to report adds nothing). */
+export function mergeSnapshots(snapshots: readonly (PipelineSnapshot | undefined)[]): PipelineSnapshot {
+  const decode: DecodeCounters = zeroDecodeCounters();
+  const exported: ExportCounters = zeroExportCounters();
+  const decoder: TemplateDecoderStats = zeroDecoderStats();
+  let queueDepth = 0;
+  const statuses = [];
+  for (const s of snapshots) {
+    if (!s) continue;
+    addCounts(decode, s.decode);
+    addCounts(exported, s.export);
+    addCounts(decoder, s.decoder);
+    queueDepth += s.queueDepth;
+    statuses.push(s.exportStatus);
+  }
+  return { decode, export: exported, decoder, queueDepth, exportStatus: combinedExportStatus(statuses) };
+}
+
+/**
+ * Starts one pipeline Worker. Source runs (Deno, Bun) resolve it next to this file; a Bun single binary
+ * holds it as an extra entry point at its path within the project.
+ */
+function startPipelineWorker(): Worker {
+  const url = inBunSingleBinary(import.meta.url)
+    ? "./src/pipeline_worker.ts"
+    : new URL("./pipeline_worker.ts", import.meta.url).href;
+  return new Worker(url, { type: "module" });
+}
