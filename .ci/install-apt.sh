@@ -34,3 +34,11 @@ if [[ $(id -u) -ne 0 ]] && ! getcap /usr/bin/dumpcap 2>/dev/null | grep -q cap_n
   $SUDO setcap cap_net_raw,cap_net_admin=eip /usr/bin/dumpcap
   echo "install-apt: granted capture capabilities to /usr/bin/dumpcap for the non-root test user"
 fi
+
+# Kubernetes manifest tests (test/deploy.test.ts) render with `kubectl kustomize`; no cluster is needed.
+# Machines of this kind carry a kubectl; elsewhere Debian's kubernetes-client provides one.
+if ! command -v kubectl >/dev/null; then
+  [[ -n "${missing[*]}" ]] || $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends kubernetes-client >/dev/null
+  echo "install-apt: installed kubernetes-client (kubectl)"
+fi

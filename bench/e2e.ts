@@ -5,6 +5,7 @@
  *
  *   deno task bench:e2e [--rates 10000,50000,100000] [--seconds 10] [--protocols http,grpc] [--version 5]
  *                       [--collectors deno,sdk] [--collector "cmd args…"] [--compression gzip]
+ *                       [--exporters N] [--workers N]
  *
  * --collectors: run in turn for each protocol and rate (a fresh receiver for each):
  *   deno      the product from source on Deno, as `deno task start` runs it (its V8 flags included)
@@ -15,6 +16,9 @@
  *             --collector the default is `custom,sdk`.
  * --compression: OTEL_EXPORTER_OTLP_COMPRESSION for the product's collectors (none by default; the SDK path
  *             always sends uncompressed).
+ * --exporters: export streams the sender takes in turn (v5 engine IDs, v9 source IDs, IPFIX domains; 1 by
+ *             default): with several, NETFLOW_WORKERS has streams to spread.
+ * --workers:  NETFLOW_WORKERS for the product's collectors (default: the product's own, cores − 1).
  *
  * For each protocol, offered rate (flows/s) and collector: flows offered, flows that arrived as spans, datagram
  * loss (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or
@@ -37,6 +41,8 @@ const { values } = parseArgs({
     collectors: { type: "string" },
     collector: { type: "string" },
     compression: { type: "string", default: "none" },
+    exporters: { type: "string", default: "1" },
+    workers: { type: "string" },
   },
 });
 const rates = values.rates!.split(",").map(Number);
@@ -154,6 +160,7 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     OTEL_BSP_SCHEDULE_DELAY: "200",
     OTEL_EXPORTER_OTLP_COMPRESSION: values.compression!,
     NETFLOW_STATS_INTERVAL: "0",
+    ...(values.workers ? { NETFLOW_WORKERS: values.workers } : {}),
     PATH: Deno.env.get("PATH") ?? "",
     HOME: Deno.env.get("HOME") ?? "/tmp",
   });
@@ -176,6 +183,7 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     String(rate),
     String(seconds),
     values.version!,
+    values.exporters!,
   ]);
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(pid).rssKb)), 250);

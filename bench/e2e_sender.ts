@@ -1,15 +1,21 @@
 /**
  * Paced NetFlow sender for the end-to-end benchmark, run as its own process:
- *   deno run -A bench/e2e_sender.ts PORT FLOWS_PER_SEC SECONDS [VERSION]
+ *   deno run -A bench/e2e_sender.ts PORT FLOWS_PER_SEC SECONDS [VERSION] [EXPORT_STREAMS]
  * Datagrams come from the synthetic traffic generator (pre-built, then re-stamped with the current
  * export time as they go out). Prints {"datagrams":N,"flows":N,"seconds":S} when done.
  */
 import process from "node:process";
 import { TrafficGenerator } from "../src/tools/traffic.ts";
 
-const [port, flowsPerSec, seconds, version] = process.argv.slice(2).map(Number);
+const [port, flowsPerSec, seconds, version, streams] = process.argv.slice(2).map(Number);
 const v = (version || 5) as 5 | 9 | 10;
-const gen = new TrafficGenerator({ version: v, seed: 7, ipv6: v === 5 ? 0 : 0.2, templateIntervalMs: 1000 });
+const gen = new TrafficGenerator({
+  version: v,
+  seed: 7,
+  ipv6: v === 5 ? 0 : 0.2,
+  templateIntervalMs: 1000,
+  exporters: streams || 1,
+});
 const perDatagram = gen.flowsPerPacket;
 const rate = flowsPerSec / perDatagram; // datagrams per second
 const pool: { bytes: Uint8Array; flows: number }[] = [];
