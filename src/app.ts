@@ -78,9 +78,12 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
       ingest.rejected++;
       return;
     }
+    if (!pool.add(data, address, port, Date.now())) {
+      ingest.overloaded++;
+      return;
+    }
     ingest.datagrams++;
     ingest.bytes += data.length;
-    pool.add(data, address, port, Date.now());
   });
 
   let receiveRunning = true;
@@ -190,7 +193,8 @@ class StatsReporter {
     const errors = Object.values(this.ingest.errors).reduce((a, b) => a + b, 0);
     const e = this.exported;
     return `packets=${this.ingest.datagrams} flows=${this.ingest.flows} errors=${errors} ` +
-      `rejected=${this.ingest.rejected} sequence_lost=${this.ingest.sequenceLost} ` +
+      `rejected=${this.ingest.rejected} overloaded=${this.ingest.overloaded} ` +
+      `sequence_lost=${this.ingest.sequenceLost} ` +
       `flows_exported=${e.flowsExported} flows_dropped=${e.flowsDropped} flows_failed=${e.flowsFailed} ` +
       `flows_held=${e.flowsHeld} flows_restored=${e.flowsRestored} ` +
       `spans_exported=${e.spansExported} spans_dropped=${e.spansDropped} spans_failed=${e.spansFailed} ` +

@@ -26,6 +26,8 @@ export interface IngestCounters extends DecodeCounters {
   bytes: number;
   /** Datagrams from sources outside NETFLOW_ALLOWED_EXPORTERS. */
   rejected: number;
+  /** Datagrams dropped before decoding because their pipeline Worker was too far behind (see pipeline_pool.ts). */
+  overloaded: number;
 }
 
 /** What the export side counts; see the books above. */
@@ -57,7 +59,7 @@ export function zeroDecodeCounters(): DecodeCounters {
 }
 
 export function zeroIngestCounters(): IngestCounters {
-  return { datagrams: 0, bytes: 0, rejected: 0, ...zeroDecodeCounters() };
+  return { datagrams: 0, bytes: 0, rejected: 0, overloaded: 0, ...zeroDecodeCounters() };
 }
 
 export function zeroExportCounters(): ExportCounters {

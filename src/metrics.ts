@@ -62,6 +62,12 @@ export const METRICS: readonly MetricDef[] = [
     "datagrams dropped before decoding: source outside NETFLOW_ALLOWED_EXPORTERS",
     (s) => s.ingest.rejected,
   ),
+  m(
+    "datagrams_overloaded_total",
+    "counter",
+    "datagrams dropped before decoding: their pipeline Worker was 512 batches behind",
+    (s) => s.ingest.overloaded,
+  ),
   {
     name: "decode_errors_total",
     type: "counter",

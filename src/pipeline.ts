@@ -65,8 +65,10 @@ export class Pipeline {
     for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs)) this.emit(packet);
   }
 
-  snapshot(): PipelineSnapshot {
+  /** `batches`: how many batches the Worker has handled (the pool's measure of how far behind it is). */
+  snapshot(batches = 0): PipelineSnapshot {
     return {
+      batches,
       decode: this.counters,
       export: this.sink.counters,
       decoder: this.decoder.stats,

@@ -29,12 +29,22 @@ import { adoptSpools } from "./traces/spool.ts";
 
 /** A partly filled batch goes to its Worker after this long, so quiet exporters are not delayed. */
 const BATCH_LINGER_MS = 2;
+/**
+ * A Worker this many batches behind (up to 32 MiB of datagrams in its inbox) gets no more until it catches
+ * up: the datagrams are dropped and counted (`overloaded`), so a Worker that cannot keep up costs bounded
+ * memory instead of growing its inbox without end. Normal backlog is well under this: a Worker reports
+ * every 250 ms, and 500 batches/s is 150k flows/s in 2 ms batches.
+ */
+const MAX_BATCHES_BEHIND = 512;
 
 export class PipelinePool {
   readonly size: number;
   private readonly workers: Worker[] = [];
   private readonly batches: BatchWriter[] = [];
   private readonly snapshots: (PipelineSnapshot | undefined)[];
+  /** Batches posted to each Worker, and how many it has said it handled. */
+  private readonly posted: number[];
+  private readonly handled: number[];
   private readonly templateFile: TemplateFileWriter | undefined;
   private lingering: ReturnType<typeof setTimeout> | undefined;
   private readonly ready: Promise<void>;
@@ -54,6 +64,8 @@ export class PipelinePool {
   ) {
     const n = this.size = config.workers;
     this.snapshots = new Array(n).fill(undefined);
+    this.posted = new Array(n).fill(0);
+    this.handled = new Array(n).fill(0);
     if (config.spoolDir !== undefined) {
       const moved = adoptSpools(config.spoolDir, n);
       if (moved > 0) {
@@ -114,15 +126,20 @@ export class PipelinePool {
     return this.ready;
   }
 
-  /** Queues one datagram for its Worker (`data` is copied; the source may reuse its buffer). */
-  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): void {
+  /**
+   * Queues one datagram for its Worker (`data` is copied; the source may reuse its buffer). False when that
+   * Worker is {@link MAX_BATCHES_BEHIND} behind: the datagram is not taken.
+   */
+  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): boolean {
     const i = this.size === 1 ? 0 : shardOf(address, datagramDomain(data), this.size);
+    if (this.posted[i] - this.handled[i] >= MAX_BATCHES_BEHIND) return false;
     const batch = this.batches[i];
     if (!batch.add(data, address, port, receivedAtMs)) {
       this.send(i);
       batch.add(data, address, port, receivedAtMs);
     }
     this.lingering ??= setTimeout(() => this.flush(), BATCH_LINGER_MS);
+    return true;
   }
 
   /** Sends every partly filled batch now. */
@@ -150,11 +167,13 @@ export class PipelinePool {
     const batch = this.batches[i];
     if (batch.count === 0) return;
     const { buffer, count } = batch.take();
+    this.posted[i]++;
     this.workers[i].postMessage({ type: "batch", buffer, count } satisfies WorkerRequest, [buffer]);
   }
 
   private apply(i: number, snapshot: PipelineSnapshot): void {
     this.snapshots[i] = snapshot;
+    this.handled[i] = snapshot.batches;
     this.onSnapshot(this.size === 1 ? snapshot : mergeSnapshots(this.snapshots));
   }
 }
@@ -164,7 +183,7 @@ export function mergeSnapshots(snapshots: readonly (PipelineSnapshot | undefined
   const decode: DecodeCounters = zeroDecodeCounters();
   const exported: ExportCounters = zeroExportCounters();
   const decoder: TemplateDecoderStats = zeroDecoderStats();
-  let queueDepth = 0;
+  let queueDepth = 0, batches = 0;
   const statuses = [];
   for (const s of snapshots) {
     if (!s) continue;
@@ -172,9 +191,17 @@ export function mergeSnapshots(snapshots: readonly (PipelineSnapshot | undefined
     addCounts(exported, s.export);
     addCounts(decoder, s.decoder);
     queueDepth += s.queueDepth;
+    batches += s.batches;
     statuses.push(s.exportStatus);
   }
-  return { decode, export: exported, decoder, queueDepth, exportStatus: combinedExportStatus(statuses) };
+  return {
+    decode,
+    export: exported,
+    decoder,
+    queueDepth,
+    exportStatus: combinedExportStatus(statuses),
+    batches,
+  };
 }
 
 /**

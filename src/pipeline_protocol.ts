@@ -61,6 +61,8 @@ export interface PipelineSnapshot {
   decoder: TemplateDecoderStats;
   queueDepth: number;
   exportStatus: ExportStatus;
+  /** Batches the Worker has taken from its inbox so far. */
+  batches: number;
 }
 
 export type WorkerRequest =

@@ -18,6 +18,7 @@ const scope = globalThis as any as {
 let pipeline: Pipeline | undefined;
 let persistTemplates = false;
 let snapshots: ReturnType<typeof setInterval> | undefined;
+let batches = 0;
 
 scope.onmessage = (event) => {
   const msg = event.data;
@@ -30,13 +31,14 @@ scope.onmessage = (event) => {
         (exporters) => scope.postMessage({ type: "templates", exporters }),
       );
       snapshots = setInterval(
-        () => scope.postMessage({ type: "snapshot", snapshot: pipeline!.snapshot() }),
+        () => scope.postMessage({ type: "snapshot", snapshot: pipeline!.snapshot(batches) }),
         SNAPSHOT_INTERVAL_MS,
       );
       scope.postMessage({ type: "ready" });
       break;
     }
     case "batch":
+      batches++;
       readBatch(msg.buffer, msg.count, (datagram, address, port, receivedAtMs) => {
         pipeline!.handle(datagram, address, port, receivedAtMs);
       });
@@ -46,7 +48,7 @@ scope.onmessage = (event) => {
       pipeline!.stop().then(() =>
         scope.postMessage({
           type: "stopped",
-          snapshot: pipeline!.snapshot(),
+          snapshot: pipeline!.snapshot(batches),
           ...(persistTemplates ? { exporters: pipeline!.templates() } : {}),
         })
       );

@@ -20,6 +20,7 @@ function sources(): MetricsSources {
       bytes: 300,
       flows: 7,
       rejected: 2,
+      overloaded: 0,
       errors: { truncated: 1, 'we"ird\n': 4 },
       sequenceLost: 5,
     },

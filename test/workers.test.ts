@@ -17,6 +17,9 @@ import { joinSnapshotParts, selectSnapshot } from "../src/netflow/snapshot_forma
 import { combinedExportStatus } from "../src/traces/export_status.ts";
 import { addCounts, type DecodeCounters } from "../src/counters.ts";
 import { adoptSpools, Spool, workerSpoolDir } from "../src/traces/spool.ts";
+import { PipelinePool } from "../src/pipeline_pool.ts";
+import { parseCli } from "../src/config.ts";
+import { createLogger } from "../src/log.ts";
 
 /** Exporters at 127.0.0.2 … 127.0.0.9, each sending v5, v9 and IPFIX streams with three domains. */
 const ADDRESSES = Array.from({ length: 8 }, (_, i) => `127.0.0.${i + 2}`);
@@ -352,4 +355,29 @@ Deno.test("spool: a change of Worker count hands every batch to a Worker of the 
   assert.equal(adoptSpools(base, 1), 12);
   assert.equal(bodies(base).length, 12);
   assert.deepEqual(Deno.readDirSync(base).filter((e) => e.isDirectory).toArray(), []);
+});
+
+Deno.test("a Worker that falls 512 batches behind gets no more until it catches up (bounded inbox)", async () => {
+  const cli = parseCli([], { OTEL_TRACES_EXPORTER: "none", NETFLOW_WORKERS: "1" }, Deno.makeTempDirSync());
+  assert.ok(cli.kind === "run");
+  let snapshots = 0;
+  const pool = new PipelinePool(cli.config, 2055, { name: "t", version: "1" }, createLogger("ERROR"), () => {
+    snapshots++;
+  }, (message) => assert.fail(message));
+  await pool.whenReady();
+  // 40 KB datagrams, one per batch: while this loop runs the Worker cannot report, so it is as far behind
+  // as the loop has posted.
+  const datagram = new Uint8Array(40_000);
+  const taken: boolean[] = [];
+  for (let i = 0; i < 600; i++) taken.push(pool.add(datagram, "192.0.2.1", 9995, Date.now()));
+  assert.equal(taken.indexOf(false), 513, "the 514th datagram: 512 batches posted, none reported handled");
+  assert.ok(taken.slice(513).every((t) => !t));
+  // Once the Worker reports, it takes datagrams again.
+  const t0 = Date.now();
+  while (!pool.add(datagram, "192.0.2.1", 9995, Date.now())) {
+    assert.ok(Date.now() - t0 < 10_000, "the Worker never caught up");
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  assert.ok(snapshots > 0);
+  await pool.stop();
 });
