@@ -8,9 +8,7 @@
 import assert from "node:assert/strict";
 import { existsSync, readdirSync, readFileSync, statSync } from "node:fs";
 import process from "node:process";
-// Imported by specifier, not listed in package.json (only this test reads YAML); locked in deno.lock.
-// deno-lint-ignore no-import-prefix
-import { parseDocument } from "npm:yaml@2";
+import { parseDocument } from "yaml";
 import { parseCli } from "../src/config.ts";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { exportAttributes, flowAttributes } from "../src/traces/attributes.ts";

@@ -6,7 +6,7 @@
  */
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
-import { parseAllDocuments, parseDocument } from "npm:yaml@2";
+import { parseAllDocuments, parseDocument } from "yaml";
 import { ENV_VARS, parseCli } from "../src/config.ts";
 import { which } from "./support/binary.ts";
 import { dirname, fromFileUrl, join } from "./support/paths.ts";
