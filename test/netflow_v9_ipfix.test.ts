@@ -1,83 +1,23 @@
 import assert from "node:assert/strict";
-import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { flowTimes } from "../src/netflow/time.ts";
-import type { ExportPacket } from "../src/netflow/types.ts";
-import type { TemplateDecoderOptions } from "../src/netflow/decoder_options.ts";
 import { B } from "./support/bytes.ts";
 
-// ---------------------------------------------------------------------------------------------------
-// Fixture helpers; bytes come from the builder in test/support/bytes.ts, independent of the decoder.
-
-type Field = [id: number, length: number, pen?: number];
-
-const EXPORT_S = 1_700_000_000;
-const NOW = EXPORT_S * 1000 + 250;
-const E1 = "192.0.2.1";
-const E2 = "192.0.2.2";
-
-/** A set: id, length, body, then `pad` zero bytes counted in the length. */
-function set(id: number, body: Uint8Array, pad = 0): Uint8Array {
-  return new B().u16(id, 4 + body.length + pad).raw(body).raw(new Uint8Array(pad)).build();
-}
-
-function fieldSpecs(b: B, fields: Field[], ipfix: boolean): void {
-  for (const [id, len, pen] of fields) {
-    if (ipfix && pen) b.u16(id | 0x8000, len).u32(pen);
-    else b.u16(id, len);
-  }
-}
-
-/** Template record (v9 set 0 / IPFIX set 2). */
-function tpl(id: number, fields: Field[], ipfix = true): Uint8Array {
-  const b = new B().u16(id, fields.length);
-  fieldSpecs(b, fields, ipfix);
-  return b.build();
-}
-
-/** IPFIX options template record (set 3). */
-function optTplIpfix(id: number, scope: Field[], fields: Field[]): Uint8Array {
-  const b = new B().u16(id, scope.length + fields.length, scope.length);
-  fieldSpecs(b, [...scope, ...fields], true);
-  return b.build();
-}
-
-/** v9 options template record (set 1). */
-function optTplV9(id: number, scope: Field[], fields: Field[]): Uint8Array {
-  const b = new B().u16(id, scope.length * 4, fields.length * 4);
-  fieldSpecs(b, [...scope, ...fields], false);
-  return b.build();
-}
-
-function concat(...parts: Uint8Array[]): Uint8Array {
-  const b = new B();
-  for (const p of parts) b.raw(p);
-  return b.build();
-}
-
-function ipfix(domain: number, seq: number, sets: Uint8Array[], exportS = EXPORT_S): Uint8Array {
-  const body = concat(...sets);
-  return concat(new B().u16(10, 16 + body.length).u32(exportS, seq, domain).build(), body);
-}
-
-function v9(
-  sourceId: number,
-  seq: number,
-  uptimeMs: number,
-  sets: Uint8Array[],
-  exportS = EXPORT_S,
-): Uint8Array {
-  return concat(new B().u16(9, sets.length).u32(uptimeMs, exportS, seq, sourceId).build(), ...sets);
-}
-
-function decoder(options: Partial<TemplateDecoderOptions> = {}): NetflowDecoder {
-  return new NetflowDecoder(options);
-}
-
-function one(d: NetflowDecoder, bytes: Uint8Array, exporter = E1, now = NOW): ExportPacket {
-  const out = d.decode(bytes, exporter, 2055, now);
-  assert.equal(out.length, 1, "exactly one packet");
-  return out[0];
-}
+import {
+  concat,
+  decoder,
+  E1,
+  E2,
+  EXPORT_S,
+  type Field,
+  ipfix,
+  NOW,
+  one,
+  optTplIpfix,
+  optTplV9,
+  set,
+  tpl,
+  v9,
+} from "./support/v9_ipfix_fixtures.ts";
 
 // ---------------------------------------------------------------------------------------------------
 
@@ -312,9 +252,10 @@ Deno.test("enterprise elements and reverse elements (PEN 29305)", () => {
   const f = one(d, ipfix(1, 0, [set(2, tpl(256, fields)), set(256, rec)])).flows[0];
   assert.equal(f.bytes, 1000);
   assert.equal(f.srcAddr, "10.0.0.1");
+  // RFC 5103 reverse counters are the biflow's reverse.bytes/packets (SPEC §3); other reverse elements are named.
+  assert.equal(f.reverseBytes, 2000);
+  assert.equal(f.reversePackets, 20);
   assert.deepEqual(f.extra, {
-    "netflow.reverse.octet_delta_count": 2000,
-    "netflow.reverse.packet_delta_count": 20,
     "netflow.reverse.source_ipv4_address": "10.0.0.9",
     "netflow.field.9.12345": "abcd",
     "netflow.field.29305.9999": "7f",
@@ -810,7 +751,7 @@ Deno.test("snapshot and restore: templates, options templates, sampling and syst
   );
   const f = p.flows[0];
   assert.equal(f.srcAddr, "10.0.0.1");
-  assert.equal(f.extra?.["netflow.reverse.octet_delta_count"], 5);
+  assert.equal(f.reverseBytes, 5);
   assert.equal(f.extra?.["netflow.application_name"], "ok");
   assert.equal(f.samplingInterval, 256);
   assert.equal(f.systemInitMs, init);

@@ -302,8 +302,8 @@ Deno.test("flow times: IPFIX uptime with an export time (whole seconds) just bef
 });
 
 Deno.test("flow attributes: MAX_SPEC_FLOW_ATTRIBUTES is what a flow that carries everything gets", () => {
-  // A TCP flow with every SPEC field, sampled, with a direction: the largest fixed set flowAttributes() makes.
-  const all = flowAttributes({ ...tcpFlow, direction: 1 }, 0, 10);
+  // A TCP biflow with every SPEC field, sampled, with a direction: the largest fixed set flowAttributes() makes.
+  const all = flowAttributes({ ...tcpFlow, direction: 1, reverseBytes: 2_000, reversePackets: 9 }, 0, 10);
   assert.equal(Object.keys(all).length, MAX_SPEC_FLOW_ATTRIBUTES);
 });
 
@@ -311,7 +311,7 @@ Deno.test("flow attributes: MAX_SPEC_FLOW_ATTRIBUTES is what a flow that carries
 function wideFlow(n: number): Flow {
   const extra: Record<string, number> = {};
   for (let i = 0; i < n; i++) extra[`netflow.field.${10_000 + i}`] = i;
-  return { ...tcpFlow, direction: 0, extra };
+  return { ...tcpFlow, direction: 0, reverseBytes: 2_000, reversePackets: 9, extra };
 }
 
 Deno.test("attribute count limit: SPEC attributes first, elements fill the rest, the others are counted", () => {
@@ -327,12 +327,17 @@ Deno.test("attribute count limit: SPEC attributes first, elements fill the rest,
   const keys = Object.keys(f.attributes);
   assert.equal(keys.length, limit);
   assert.equal(f.droppedAttributes, MAX_SPEC_FLOW_ATTRIBUTES + 16_000 - limit);
-  for (const [k, v] of Object.entries(flowAttributes({ ...tcpFlow, direction: 0 }, 0, 5))) {
+  for (
+    const [k, v] of Object.entries(
+      flowAttributes({ ...tcpFlow, direction: 0, reverseBytes: 2_000, reversePackets: 9 }, 0, 5),
+    )
+  ) {
     assert.equal(f.attributes[k], v, k);
   }
   // The elements kept are the record's first ones, in order.
   assert.equal(f.attributes["netflow.field.10000"], 0);
-  assert.equal(f.attributes[`netflow.field.${10_000 + limit - MAX_SPEC_FLOW_ATTRIBUTES - 1}`], 987);
+  const lastKept = limit - MAX_SPEC_FLOW_ATTRIBUTES - 1;
+  assert.equal(f.attributes[`netflow.field.${10_000 + lastKept}`], lastKept);
   assert.equal(`netflow.field.${10_000 + limit - MAX_SPEC_FLOW_ATTRIBUTES}` in f.attributes, false);
 
   // On the wire: droppedAttributesCount (Span field 10) carries the rest.

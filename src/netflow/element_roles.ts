@@ -15,6 +15,12 @@ export enum Kind {
   Skip,
   Bytes,
   Packets,
+  /** Biflow reverse counters: the preferred element (RFC 5103 reverse octet/packetDeltaCount) always sets… */
+  RevBytes,
+  RevPackets,
+  /** …the others (reverse totals, NSEL responderOctets/Packets) only where nothing has. */
+  RevBytesFallback,
+  RevPacketsFallback,
   Protocol,
   Tos,
   TcpFlags,
@@ -56,6 +62,8 @@ export enum Kind {
   EndDelta,
   DurMs,
   DurUs,
+  /** observationTimeMilliseconds (323): the instant of a NSEL event; see resolveTimes() in record_sets.ts. */
+  EventMs,
   XUint,
   XInt,
   XFloat,
@@ -98,10 +106,13 @@ const ANY = -4;
 const ROLES: ReadonlyArray<readonly [element: string, kind: Kind, length: number]> = [
   ["octetDeltaCount", Kind.Bytes, INT],
   ["octetTotalCount", Kind.Bytes, INT],
+  // Cisco ASA/FTD (NSEL) counts only these: initiator = the forward direction, responder = the reverse.
+  ["initiatorOctets", Kind.Bytes, INT],
   ["postOctetDeltaCount", Kind.Bytes, INT],
   ["postOctetTotalCount", Kind.Bytes, INT],
   ["packetDeltaCount", Kind.Packets, INT],
   ["packetTotalCount", Kind.Packets, INT],
+  ["initiatorPackets", Kind.Packets, INT],
   ["postPacketDeltaCount", Kind.Packets, INT],
   ["postPacketTotalCount", Kind.Packets, INT],
   ["protocolIdentifier", Kind.Protocol, INT],
@@ -149,6 +160,9 @@ const ROLES: ReadonlyArray<readonly [element: string, kind: Kind, length: number
   ["flowEndDeltaMicroseconds", Kind.EndDelta, INT],
   ["flowDurationMilliseconds", Kind.DurMs, INT],
   ["flowDurationMicroseconds", Kind.DurUs, INT],
+  ["observationTimeMilliseconds", Kind.EventMs, INT],
+  ["responderOctets", Kind.RevBytesFallback, INT],
+  ["responderPackets", Kind.RevPacketsFallback, INT],
   ["paddingOctets", Kind.Skip, ANY],
   // Options data: sampling (RFC 7014 §8 and Cisco's v9 sampler options) and the exporter's boot time.
   ["samplerId", Kind.OptSamplerId, INT_OR_VARIABLE],

@@ -7,7 +7,7 @@
 import type { TemplateDecoderOptions } from "./decoder_options.ts";
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import type { IcmpState } from "./icmp.ts";
-import type { SequenceStream } from "./sequence.ts";
+import { NUMBERING_UNKNOWN, type SequenceStream } from "./sequence.ts";
 import type { Plan } from "./templates.ts";
 import type { ExportPacket } from "./types.ts";
 
@@ -155,6 +155,8 @@ export class ExporterTable {
         key,
         next: -1,
         backNext: -1,
+        last: -1,
+        numbering: NUMBERING_UNKNOWN,
         samplingDefault: 0,
         samplers: undefined,
         systemInitMs: NaN,

@@ -19,6 +19,7 @@ import {
   T_END_MS,
   T_END_NTP,
   T_END_S,
+  T_EVENT_MS,
   T_START_DELTA,
   T_START_MS,
   T_START_NTP,
@@ -192,7 +193,8 @@ export class RecordSetDecoder {
 
 /**
  * Flow start/end from the time elements, with SPEC §2 precedence: milliseconds > micro/nanoseconds >
- * seconds > delta microseconds (relative to the export time). A duration (161/162) fills a missing side.
+ * seconds > delta microseconds (relative to the export time). A duration (161/162) fills a missing side,
+ * and then an event time (323) a missing end, or both sides of a record that has neither.
  * Uptime-based times (21/22) stay in first/lastSwitched for time.ts.
  */
 function resolveTimes(flow: Flow, t: Float64Array, exportTimeMs: number): void {
@@ -208,6 +210,13 @@ function resolveTimes(flow: Flow, t: Float64Array, exportTimeMs: number): void {
   if (d === d) {
     if (s === s && e !== e && flow.lastSwitched === undefined) e = s + d;
     else if (e === e && s !== s && flow.firstSwitched === undefined) s = e - d;
+  }
+  // NSEL events (Cisco ASA/FTD): a record with only its event time spans that instant; a teardown with
+  // its start (152) but no end ends at the event.
+  const ev = t[T_EVENT_MS];
+  if (ev === ev && e !== e && flow.lastSwitched === undefined) {
+    if (s === s) e = ev;
+    else if (flow.firstSwitched === undefined) s = e = ev;
   }
   if (s === s) flow.startMs = s;
   if (e === e) flow.endMs = e;

@@ -14,12 +14,12 @@ import { VARIABLE_LENGTH, variableLength } from "./variable_length.ts";
 
 /** Slots of {@link RecordScratch.times}, in precedence order per side (SPEC §2). */
 export const T_START_MS = 0, T_START_NTP = 1, T_START_S = 2, T_START_DELTA = 3;
-export const T_END_MS = 4, T_END_NTP = 5, T_END_S = 6, T_END_DELTA = 7, T_DURATION = 8;
+export const T_END_MS = 4, T_END_NTP = 5, T_END_S = 6, T_END_DELTA = 7, T_DURATION = 8, T_EVENT_MS = 9;
 
 /** Per-record scratch values that are not Flow fields; reset by the caller when the plan needs it. */
 export class RecordScratch {
   /** Times in ms (NaN = absent); the delta slots hold raw microseconds. */
-  readonly times = new Float64Array(9);
+  readonly times = new Float64Array(10);
   samplerId = -1;
   /** Raw ICMP element values in icmp.ts slot order (−1 = absent). */
   readonly icmp = new Float64Array(ICMP_SLOTS);
@@ -105,6 +105,28 @@ export function decodeDataRecord(
         flow.packets = v > MAX_INT ? clamp(flow) : v;
         break;
       }
+      case Kind.RevBytes: {
+        const v = uintAt(bytes, view, off, len);
+        flow.reverseBytes = v > MAX_INT ? clamp(flow) : v;
+        break;
+      }
+      case Kind.RevPackets: {
+        const v = uintAt(bytes, view, off, len);
+        flow.reversePackets = v > MAX_INT ? clamp(flow) : v;
+        break;
+      }
+      case Kind.RevBytesFallback:
+        if (flow.reverseBytes === undefined) {
+          const v = uintAt(bytes, view, off, len);
+          flow.reverseBytes = v > MAX_INT ? clamp(flow) : v;
+        }
+        break;
+      case Kind.RevPacketsFallback:
+        if (flow.reversePackets === undefined) {
+          const v = uintAt(bytes, view, off, len);
+          flow.reversePackets = v > MAX_INT ? clamp(flow) : v;
+        }
+        break;
       case Kind.Protocol:
         flow.protocol = uintAt(bytes, view, off, len);
         break;
@@ -240,6 +262,11 @@ export function decodeDataRecord(
       case Kind.DurUs:
         times[T_DURATION] = uintAt(bytes, view, off, len) / 1000;
         break;
+      case Kind.EventMs: {
+        const v = uintAt(bytes, view, off, len);
+        if (v > 0) times[T_EVENT_MS] = v;
+        break;
+      }
       case Kind.XUint:
         if (isInt(len)) {
           const v = uintAt(bytes, view, off, len);

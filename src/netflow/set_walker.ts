@@ -4,7 +4,7 @@
  * in the same message. The versions differ in small ways, each described once in a {@link MessageFormat}.
  */
 import type { DomainState, ExporterState } from "./exporter_state.ts";
-import { PACKET_LIMITS, RECORD_LIMITS, type SequenceLimits } from "./sequence.ts";
+import { IPFIX_LIMITS, PACKET_LIMITS, type SequenceLimits } from "./sequence.ts";
 import {
   IPFIX_TEMPLATE_RECORDS,
   type TemplateRecordFormat,
@@ -68,7 +68,7 @@ export const IPFIX_FORMAT: MessageFormat = {
   domainId: (packet) => packet.observationDomainId!,
   templates: IPFIX_TEMPLATE_RECORDS,
   sequenceCountsRecords: true,
-  sequenceLimits: RECORD_LIMITS,
+  sequenceLimits: IPFIX_LIMITS,
 };
 
 /** The message header: returns where the sets end, or −1 when there is nothing to read (error set). */

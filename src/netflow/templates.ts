@@ -126,7 +126,7 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
       kind = dataField(id, len, pen, present, options);
       key = compiledKey;
     }
-    if (kind >= Kind.StartSec && kind <= Kind.DurUs) hasTimes = true;
+    if (kind >= Kind.StartSec && kind <= Kind.EventMs) hasTimes = true;
     if (kind === Kind.SamplerId) hasSamplerId = true;
     if (kind >= Kind.IcmpTypeCodeV4 && kind <= Kind.IcmpCodeV6) hasIcmp = true;
     code[j] = (kind << 16) | len;
@@ -164,6 +164,14 @@ function internKey(key: string): string {
   return key;
 }
 
+/** RFC 5103 reverse elements (PEN 29305) that are biflow counters: delta counts first, totals where no delta. */
+const REVERSE_COUNTERS: Readonly<Record<number, Kind>> = {
+  1: Kind.RevBytes,
+  2: Kind.RevPackets,
+  85: Kind.RevBytesFallback,
+  86: Kind.RevPacketsFallback,
+};
+
 /** The handler of one data-template field; its attribute key is left in {@link compiledKey}. */
 function dataField(
   id: number,
@@ -175,6 +183,8 @@ function dataField(
   compiledKey = "";
   if (pen !== 0) {
     const info = pen === REVERSE_PEN ? elementInfo(id) : undefined;
+    // RFC 5103 §6.1: the reverse counters of a biflow fill `netflow.flow.reverse.*` (SPEC §3).
+    if (info && isInt(len) && REVERSE_COUNTERS[id] !== undefined) return REVERSE_COUNTERS[id];
     if (info) {
       compiledKey = internKey("netflow.reverse." + info.snake);
       return extraKind(info.type, len);

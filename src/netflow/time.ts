@@ -54,13 +54,15 @@ export function flowTimes(flow: Flow, packet: ExportPacket, out?: FlowTimes): Fl
   if (end === undefined && flow.lastSwitched !== undefined) {
     end = fromUptime(flow.lastSwitched, flow, packet);
   }
+  // A time the record has but that is impossible, or that cannot be placed (uptime-relative with no system
+  // init time known), is replaced by the receive time and marked; a record without times just takes it.
   let adjusted = false;
   if (!plausible(start, reference)) {
-    adjusted = start !== undefined;
+    adjusted = start !== undefined || flow.firstSwitched !== undefined;
     start = packet.receivedAtMs;
   }
   if (!plausible(end, reference)) {
-    adjusted ||= end !== undefined;
+    adjusted ||= end !== undefined || flow.lastSwitched !== undefined;
     end = packet.receivedAtMs;
   }
   if (end < start) {

@@ -29,6 +29,9 @@ export interface Flow {
    */
   bytes?: number;
   packets?: number;
+  /** Biflows: the reverse direction's counters (RFC 5103 reverse elements, NSEL responderOctets/Packets). */
+  reverseBytes?: number;
+  reversePackets?: number;
   /** True when a 7- or 8-octet integer of the record (counter or further element) was clamped to ±(2^53 − 1). */
   clamped?: boolean;
   inputIf?: number;

@@ -50,25 +50,27 @@ export const K = {
   "server.port": 17,
   "netflow.flow.bytes": 18,
   "netflow.flow.packets": 19,
-  "netflow.flow.first_switched": 20,
-  "netflow.flow.last_switched": 21,
-  "netflow.flow.duration_ms": 22,
-  "netflow.nexthop": 23,
-  "netflow.interface.input": 24,
-  "netflow.interface.output": 25,
-  "netflow.tos": 26,
-  "netflow.tcp_flags": 27,
-  "netflow.tcp_flags.names": 28,
-  "netflow.src_as": 29,
-  "netflow.dst_as": 30,
-  "netflow.src_mask": 31,
-  "netflow.dst_mask": 32,
-  "netflow.flow.direction": 33,
-  "netflow.sampling.interval": 34,
-  "netflow.flow.bytes.estimated": 35,
-  "netflow.flow.packets.estimated": 36,
-  "netflow.community_id": 37,
-  "netflow.flow.time_adjusted": 38,
+  "netflow.flow.reverse.bytes": 20,
+  "netflow.flow.reverse.packets": 21,
+  "netflow.flow.first_switched": 22,
+  "netflow.flow.last_switched": 23,
+  "netflow.flow.duration_ms": 24,
+  "netflow.nexthop": 25,
+  "netflow.interface.input": 26,
+  "netflow.interface.output": 27,
+  "netflow.tos": 28,
+  "netflow.tcp_flags": 29,
+  "netflow.tcp_flags.names": 30,
+  "netflow.src_as": 31,
+  "netflow.dst_as": 32,
+  "netflow.src_mask": 33,
+  "netflow.dst_mask": 34,
+  "netflow.flow.direction": 35,
+  "netflow.sampling.interval": 36,
+  "netflow.flow.bytes.estimated": 37,
+  "netflow.flow.packets.estimated": 38,
+  "netflow.community_id": 39,
+  "netflow.flow.time_adjusted": 40,
 } as const;
 
 /** {@link K}'s keys by number. */
@@ -96,7 +98,7 @@ export interface AttributeSink {
  * The most attributes {@link writeSpecAttributes} sets (a TCP flow that carries everything, sampled). A test
  * holds it to that; while a count limit leaves this much room, the SPEC attributes need no counting.
  */
-export const MAX_SPEC_FLOW_ATTRIBUTES = 36;
+export const MAX_SPEC_FLOW_ATTRIBUTES = 38;
 
 /** A count limit for {@link flowAttributes}, reused across flows: `dropped` is set by each call. */
 export interface AttributeCountLimit {
@@ -164,6 +166,8 @@ export function writeSpecAttributes(flow: Flow, index: number, version: number, 
   const bytes = flow.bytes, packets = flow.packets;
   if (bytes !== undefined) out.number(K["netflow.flow.bytes"], bytes);
   if (packets !== undefined) out.number(K["netflow.flow.packets"], packets);
+  if (flow.reverseBytes !== undefined) out.number(K["netflow.flow.reverse.bytes"], flow.reverseBytes);
+  if (flow.reversePackets !== undefined) out.number(K["netflow.flow.reverse.packets"], flow.reversePackets);
   const first = flow.firstSwitched, last = flow.lastSwitched;
   if (first !== undefined) out.number(K["netflow.flow.first_switched"], first);
   if (last !== undefined) out.number(K["netflow.flow.last_switched"], last);
