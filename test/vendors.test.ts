@@ -352,3 +352,135 @@ Deno.test({
     assert.equal(d.stats.sequenceLostTotal, 0);
   },
 });
+
+// ---------------------------------------------------------------------------------------------------------
+// Options tables that name ids (SPEC §3): Cisco IOS-XE Flexible NetFlow `option interface-table`,
+// `option vrf-table` and `option application-table` (IPFIX: scope ingressInterface 10 with interfaceName
+// 82 / interfaceDescription 83; scope ingressVRFID 234 with VRFname 236; scope applicationId 95 with
+// applicationName 96 / applicationDescription 94), and the v9 form with scope type 2 (RFC 3954 §6.1).
+// ---------------------------------------------------------------------------------------------------------
+
+const VAR = 65535;
+
+/** An IPFIX variable-length string field (RFC 7011 §7: one length octet, or 255 and two for 255 or more). */
+function vstr(b: B, s: string): B {
+  const bytes = new TextEncoder().encode(s);
+  return (bytes.length < 255 ? b.u8(bytes.length) : b.u8(255).u16(bytes.length)).raw(bytes);
+}
+
+function interfaceTable(domain: number, rows: [number, string, string][]): Uint8Array {
+  const body = new B();
+  for (const [ifIndex, name, description] of rows) vstr(vstr(body.u32(ifIndex), name), description);
+  return ipfix(domain, 0, [
+    set(3, optTplIpfix(300, [[10, 4]], [[82, VAR], [83, VAR]])),
+    set(300, body.build()),
+  ]);
+}
+
+const IF_TEMPLATE = set(2, tpl(256, [[8, 4], [10, 4], [14, 4], [1, 4]]));
+
+function flowsThrough(domain: number, pairs: [number, number][]): Uint8Array {
+  const body = new B();
+  for (const [input, output] of pairs) body.ip("10.0.0.1").u32(input, output, 100);
+  return ipfix(domain, 1, [IF_TEMPLATE, set(256, body.build())]);
+}
+
+Deno.test("interface table: names and descriptions by ifIndex, per exporter and domain, never crossing", () => {
+  const d = decoder();
+  one(
+    d,
+    interfaceTable(1, [[3, "Gi0/0/1", "uplink to core"], [7, "Gi0/0/2", "customer <script>A</script>"]]),
+  );
+  const p = one(d, flowsThrough(1, [[3, 7], [99, 3]]));
+  const a = flowAttributes(p.flows[0], 0, 10), b = flowAttributes(p.flows[1], 1, 10);
+  assert.equal(a["netflow.interface.input.name"], "Gi0/0/1");
+  assert.equal(a["netflow.interface.input.description"], "uplink to core");
+  assert.equal(a["netflow.interface.output.name"], "Gi0/0/2");
+  assert.equal(a["netflow.interface.output.description"], "customer <script>A</script>", "kept as text");
+  assert.equal("netflow.interface.input.name" in b, false, "an unknown ifIndex has no name");
+  assert.equal(b["netflow.interface.output.name"], "Gi0/0/1");
+  // Another domain of the same exporter, and another exporter with the same ifIndex: no names.
+  const other = one(d, flowsThrough(2, [[3, 7]]));
+  assert.equal(other.flows[0].extra?.["netflow.interface.input.name"], undefined);
+  const p2 = one(d, flowsThrough(1, [[3, 7]]), "192.0.2.99");
+  assert.equal(p2.flows[0].extra?.["netflow.interface.input.name"], undefined);
+  assert.equal(d.stats.optionNames, 2);
+});
+
+Deno.test("interface table over v9: scope type 2 (Interface) names the ifIndex", () => {
+  const d = decoder();
+  const p = one(
+    d,
+    v9(0, 1, 1_000_000, [
+      set(1, optTplV9Scope(301, [[2, 4]], [[82, 16]])),
+      set(301, new B().u32(12).str("Te0/1/0").zeros(9).build()),
+      set(0, tpl(256, [[8, 4], [10, 2]], false)),
+      set(256, new B().ip("10.0.0.1").u16(12).build()),
+    ]),
+  );
+  assert.equal(p.flows[0].extra?.["netflow.interface.input.name"], "Te0/1/0", "trailing NULs removed");
+});
+
+/** v9 options template record (set 1) with scope types and option fields. */
+function optTplV9Scope(id: number, scope: Field[], fields: Field[]): Uint8Array {
+  const b = new B().u16(id, scope.length * 4, fields.length * 4);
+  for (const [type, len] of [...scope, ...fields]) b.u16(type, len);
+  return b.build();
+}
+
+Deno.test("VRF and application tables: names for the ids records carry; a record's own name wins", () => {
+  const d = decoder();
+  const appId = [13, 0, 0, 80]; // classification engine 13 (IANA L4 port), selector 80
+  const p = one(
+    d,
+    ipfix(4, 0, [
+      set(3, optTplIpfix(310, [[234, 4]], [[236, VAR]])),
+      set(310, vstr(new B().u32(5), "CUST-A").build()),
+      set(3, optTplIpfix(311, [[95, 4]], [[96, VAR], [94, VAR]])),
+      set(311, vstr(vstr(new B().raw(appId), "http"), "World Wide Web").build()),
+      set(2, tpl(257, [[8, 4], [234, 4], [235, 4], [95, 4]])),
+      set(2, tpl(258, [[8, 4], [95, 4], [96, VAR]])),
+      set(
+        257,
+        new B().ip("10.0.0.1").u32(5, 5).raw(appId).ip("10.0.0.2").u32(6, 6).raw([13, 0, 1, 187]).build(),
+      ),
+      set(258, vstr(new B().ip("10.0.0.3").raw(appId), "my-http").build()),
+    ]),
+  );
+  const [named, unknown, own] = p.flows.map((f, i) => flowAttributes(f, i, 10));
+  assert.equal(named["netflow.ingress_vrf_name"], "CUST-A");
+  assert.equal(named["netflow.egress_vrf_name"], "CUST-A", "one VRF id space per domain");
+  assert.equal(named["netflow.application_name"], "http");
+  assert.equal(named["netflow.application_description"], "World Wide Web");
+  assert.equal("netflow.ingress_vrf_name" in unknown, false);
+  assert.equal("netflow.application_name" in unknown, false);
+  assert.equal(own["netflow.application_name"], "my-http", "the record's own applicationName wins");
+  assert.equal(own["netflow.application_description"], "World Wide Web");
+});
+
+Deno.test("options names: survive a restart through the snapshot, and stay bounded per domain and in all", () => {
+  const d = decoder();
+  one(d, interfaceTable(1, [[3, "Gi0/0/1", "uplink"]]));
+  const r = decoder();
+  r.restore(JSON.parse(JSON.stringify(d.snapshot())));
+  const p = one(r, flowsThrough(1, [[3, 3]]));
+  assert.equal(p.flows[0].extra?.["netflow.interface.input.name"], "Gi0/0/1");
+  assert.equal(r.stats.optionNames, 1);
+
+  // One domain announcing 5,000 interfaces keeps 4,096, the newest; long names are cut to 256 characters.
+  const big = decoder();
+  for (let start = 0; start < 5_000; start += 500) {
+    const rows: [number, string, string][] = [];
+    for (let i = start; i < start + 500; i++) rows.push([i, i === 4_999 ? "x".repeat(300) : `if${i}`, ""]);
+    assert.equal(one(big, interfaceTable(1, rows)).error, undefined);
+  }
+  assert.equal(big.stats.optionNames, 4_096);
+  const last = one(big, flowsThrough(1, [[4_999, 0]])).flows[0].extra!;
+  assert.equal((last["netflow.interface.input.name"] as string).length, 256);
+  assert.equal(last["netflow.interface.output.name"], undefined, "the oldest went first");
+  // The decoder-wide bound: past it, new ids are refused and counted.
+  const small = new NetflowDecoder({ maxOptionNames: 3 });
+  small.decode(interfaceTable(1, [[1, "a", ""], [2, "b", ""], [3, "c", ""], [4, "d", ""]]), E1, 2055, NOW);
+  assert.equal(small.stats.optionNames, 3);
+  assert.equal(small.stats.optionNamesRefused, 1);
+});

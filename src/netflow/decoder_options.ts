@@ -65,6 +65,12 @@ export interface TemplateDecoderOptions {
    * re-send templates every few seconds to a minute; data older than this is not worth the memory.
    */
   pendingTimeoutMs: number;
+  /**
+   * Names announced in options data (interfaces, VRFs, applications; option_names.ts) kept in all. Default
+   * 100,000 (about 4,096 per domain for two dozen busy routers): at most 256 characters each, a few tens
+   * of MB at worst. Past it, new ids go unnamed (counted in `optionNamesRefused`); known ones are updated.
+   */
+  maxOptionNames: number;
 }
 
 export const DEFAULT_TEMPLATE_DECODER_OPTIONS: Readonly<TemplateDecoderOptions> = {
@@ -82,6 +88,7 @@ export const DEFAULT_TEMPLATE_DECODER_OPTIONS: Readonly<TemplateDecoderOptions> 
   maxPendingBytesPerExporter: 1024 * 1024,
   maxFlowsPerPacket: 10_000,
   pendingTimeoutMs: 30_000,
+  maxOptionNames: 100_000,
 };
 
 const NUMERIC_OPTIONS = [
@@ -98,6 +105,7 @@ const NUMERIC_OPTIONS = [
   "maxPendingBytesPerExporter",
   "maxFlowsPerPacket",
   "pendingTimeoutMs",
+  "maxOptionNames",
 ] as const;
 
 /**

@@ -49,6 +49,10 @@ export interface TemplateDecoderStats {
   valuesClamped: number;
   /** Options data records processed. */
   optionsRecords: number;
+  /** Names from options data (interfaces, VRFs, applications) kept now. */
+  optionNames: number;
+  /** New ids not named because `maxOptionNames` was reached. */
+  optionNamesRefused: number;
   /** Records (v5, IPFIX) or packets (v9) missing according to sequence numbers, in total. */
   sequenceLostTotal: number;
   /** Late packets (small backward sequence jumps). */
@@ -78,6 +82,8 @@ export function zeroDecoderStats(): TemplateDecoderStats {
     packetsOverFlowLimit: 0,
     valuesClamped: 0,
     optionsRecords: 0,
+    optionNames: 0,
+    optionNamesRefused: 0,
     sequenceLostTotal: 0,
     sequenceReorders: 0,
     sequenceResets: 0,

@@ -87,6 +87,15 @@ export enum Kind {
   OptPopulation,
   OptProbability,
   OptSysInit,
+  // Options data naming ids (option_names.ts): the scope's id, then the strings it is given.
+  OptIfIndex,
+  OptVrfId,
+  OptAppId,
+  OptIfName,
+  OptIfDescription,
+  OptVrfName,
+  OptAppName,
+  OptAppDescription,
 }
 
 /** Lengths a row accepts: an integer of 1–8 octets, or (> 0) exactly that many octets. */
@@ -178,6 +187,16 @@ const ROLES: ReadonlyArray<readonly [element: string, kind: Kind, length: number
   ["samplingPopulation", Kind.OptPopulation, INT_OR_VARIABLE],
   ["samplingProbability", Kind.OptProbability, FLOAT_OR_VARIABLE],
   ["systemInitTimeMilliseconds", Kind.OptSysInit, INT_OR_VARIABLE],
+  ["ingressInterface", Kind.OptIfIndex, INT],
+  ["egressInterface", Kind.OptIfIndex, INT],
+  ["ingressVRFID", Kind.OptVrfId, INT],
+  ["egressVRFID", Kind.OptVrfId, INT],
+  ["applicationId", Kind.OptAppId, ANY],
+  ["interfaceName", Kind.OptIfName, ANY],
+  ["interfaceDescription", Kind.OptIfDescription, ANY],
+  ["VRFname", Kind.OptVrfName, ANY],
+  ["applicationName", Kind.OptAppName, ANY],
+  ["applicationDescription", Kind.OptAppDescription, ANY],
 ];
 
 /** Handlers whose kinds are counters: several elements, one field, first present wins. */
@@ -238,6 +257,16 @@ export function dataRole(
   if (!accepts(role.length, len)) return Kind.Skip;
   if (role.precedence !== undefined && firstPresent(role.precedence, present) !== id) return Kind.Skip;
   return role.kind;
+}
+
+/**
+ * A v9 options template's scope field (RFC 3954 §6.1: a scope *type*, not an element): type 2 (Interface)
+ * is an ifIndex; exporters that write IPFIX elements there instead (10, 14, 234, 235, 95; all above the
+ * five scope types) get those elements' roles.
+ */
+export function v9ScopeRole(type: number, len: number): Kind {
+  if (type === 2) return len >= 1 && len <= 8 ? Kind.OptIfIndex : Kind.Skip;
+  return type > 5 ? optionRole(type, len) : Kind.Skip;
 }
 
 /** The handler of IANA element `id` of `len` octets in an options template (`Kind.Skip`: not used). */

@@ -7,6 +7,7 @@
 import type { TemplateDecoderOptions } from "./decoder_options.ts";
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import type { IcmpState } from "./icmp.ts";
+import type { DomainNames } from "./option_names.ts";
 import { NUMBERING_UNKNOWN, type SequenceStream } from "./sequence.ts";
 import type { Plan } from "./templates.ts";
 import type { ExportPacket } from "./types.ts";
@@ -27,6 +28,8 @@ export interface DomainState extends SequenceStream, IcmpState {
   samplers: Map<number, number> | undefined;
   /** systemInitTimeMilliseconds from options data (NaN = unknown). */
   systemInitMs: number;
+  /** Interface, VRF and application names from options data (option_names.ts); undefined until one comes. */
+  names: DomainNames | undefined;
   /**
    * Ids of this domain's cached data templates and options templates: a withdraw-all or the domain's
    * eviction touches only what it removes, never the exporter's other templates.
@@ -129,6 +132,7 @@ export class ExporterTable {
     stats.templates -= e.templates.size;
     stats.templateBytes -= e.templateBytes;
     stats.exporterEvictions++;
+    for (const d of e.domains.values()) stats.optionNames -= d.names?.count ?? 0;
     if (this.#lastExporter === e) this.#lastExporter = undefined;
     this.#evicted(e);
   }
@@ -145,6 +149,7 @@ export class ExporterTable {
         const oldest = domains.values().next().value!;
         domains.delete(oldest.key);
         this.#stats.domainEvictions++;
+        this.#stats.optionNames -= oldest.names?.count ?? 0;
         // Its templates go with it: through its own index, not a scan of the exporter's templates.
         this.#stats.templateEvictions +=
           removeDomainTemplates(this.#stats, exporter, oldest, oldest.dataTemplates) +
@@ -160,6 +165,7 @@ export class ExporterTable {
         samplingDefault: 0,
         samplers: undefined,
         systemInitMs: NaN,
+        names: undefined,
         icmp6Swapped: false,
         dataTemplates: undefined,
         optionTemplates: undefined,

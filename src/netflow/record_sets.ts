@@ -7,6 +7,7 @@ import { configuredInterval, type TemplateDecoderOptions } from "./decoder_optio
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import { type DomainState, MAX_SAMPLERS_PER_DOMAIN } from "./exporter_state.ts";
 import { resolveIcmp } from "./icmp.ts";
+import { announce, emptyNames, keptName, nameFlow } from "./option_names.ts";
 import type { Plan } from "./templates.ts";
 import {
   announcedInterval,
@@ -120,6 +121,7 @@ export class RecordSetDecoder {
       ) {
         flow.systemInitMs = ctx.systemInitMs;
       }
+      if (ctx.domain.names !== undefined) nameFlow(flow, ctx.domain.names);
       if (ctx.override > 0) flow.samplingInterval = ctx.override;
       else if (flow.samplingInterval === undefined) {
         let interval = ctx.fallback;
@@ -173,12 +175,39 @@ export class RecordSetDecoder {
         }
       }
       if (rec.optSysInit > 0) domain.systemInitMs = rec.optSysInit;
+      this.#announceNames(rec, domain);
       n++;
       off = next;
     }
     this.#stats.optionsRecords += n;
     packet.optionsRecordCount = (packet.optionsRecordCount ?? 0) + n;
     return n;
+  }
+
+  /** The interface, VRF or application an options record names, into the domain's tables. */
+  #announceNames(rec: RecordScratch, domain: DomainState): void {
+    const ifName = keptName(rec.optIfName), ifDescription = keptName(rec.optIfDescription);
+    const vrfName = keptName(rec.optVrfName);
+    const appName = keptName(rec.optAppName), appDescription = keptName(rec.optAppDescription);
+    const ifEntry = rec.optIfIndex >= 0 && (ifName !== undefined || ifDescription !== undefined);
+    const vrfEntry = rec.optVrfId >= 0 && vrfName !== undefined;
+    const appEntry = rec.optAppId !== undefined && (appName !== undefined || appDescription !== undefined);
+    if (!ifEntry && !vrfEntry && !appEntry) return;
+    const names = domain.names ??= emptyNames();
+    const budget = { stats: this.#stats, max: this.#opts.maxOptionNames };
+    if (ifEntry) {
+      announce(names, names.interfaces, rec.optIfIndex, { name: ifName, description: ifDescription }, budget);
+    }
+    if (vrfEntry) announce(names, names.vrfs, rec.optVrfId, vrfName!, budget);
+    if (appEntry) {
+      announce(
+        names,
+        names.applications,
+        rec.optAppId!,
+        { name: appName, description: appDescription },
+        budget,
+      );
+    }
   }
 
   /** Packet refused by `maxFlowsPerPacket`: its error says why it has no flows (it overrides others). */

@@ -7,10 +7,14 @@
 import { hexAt, ipv4At, ipv6At, macAt } from "./addresses.ts";
 import { Kind } from "./element_roles.ts";
 import { ICMP_SLOTS } from "./icmp.ts";
+import { MAX_NAME_LENGTH } from "./option_names.ts";
 import type { Plan } from "./templates.ts";
 import type { Flow } from "./types.ts";
 import { clamp, intAt, isInt, MAX_INT, ntpAt, stringAt, uintAt } from "./values.ts";
 import { VARIABLE_LENGTH, variableLength } from "./variable_length.ts";
+
+/** Octets of an announced name read at most (UTF-8: room for MAX_NAME_LENGTH characters of most scripts). */
+const MAX_NAME_BYTES = 4 * MAX_NAME_LENGTH;
 
 /** Slots of {@link RecordScratch.times}, in precedence order per side (SPEC §2). */
 export const T_START_MS = 0, T_START_NTP = 1, T_START_S = 2, T_START_DELTA = 3;
@@ -35,6 +39,15 @@ export class RecordScratch {
   optPopulation = NaN;
   optProbability = NaN;
   optSysInit = NaN;
+  // Options data naming ids (option_names.ts): −1 / undefined = absent.
+  optIfIndex = -1;
+  optVrfId = -1;
+  optAppId: string | undefined = undefined;
+  optIfName: string | undefined = undefined;
+  optIfDescription: string | undefined = undefined;
+  optVrfName: string | undefined = undefined;
+  optAppName: string | undefined = undefined;
+  optAppDescription: string | undefined = undefined;
 
   resetTimes(): void {
     this.times.fill(NaN);
@@ -57,6 +70,9 @@ export class RecordScratch {
       this.optPopulation =
         NaN;
     this.optProbability = this.optSysInit = NaN;
+    this.optIfIndex = this.optVrfId = -1;
+    this.optAppId = this.optIfName = this.optIfDescription = undefined;
+    this.optVrfName = this.optAppName = this.optAppDescription = undefined;
   }
 }
 
@@ -356,7 +372,18 @@ export function decodeOptionsRecord(
     }
     if (off + len > end) return -1;
     const kind: Kind = c >> 16;
-    if (kind !== Kind.Skip) {
+    if (kind >= Kind.OptAppId) {
+      // Names: text (a bounded prefix: option_names.ts keeps at most MAX_NAME_LENGTH characters of it).
+      if (kind === Kind.OptAppId) rec.optAppId = len <= 32 ? hexAt(bytes, off, len) : undefined;
+      else {
+        const text = stringAt(bytes, off, Math.min(len, MAX_NAME_BYTES));
+        if (kind === Kind.OptIfName) rec.optIfName = text;
+        else if (kind === Kind.OptIfDescription) rec.optIfDescription = text;
+        else if (kind === Kind.OptVrfName) rec.optVrfName = text;
+        else if (kind === Kind.OptAppName) rec.optAppName = text;
+        else rec.optAppDescription = text;
+      }
+    } else if (kind !== Kind.Skip) {
       if (kind === Kind.OptProbability) {
         if (len === 4) rec.optProbability = view.getFloat32(off);
         else if (len === 8) rec.optProbability = view.getFloat64(off);
@@ -392,6 +419,12 @@ export function decodeOptionsRecord(
             break;
           case Kind.OptSysInit:
             rec.optSysInit = v;
+            break;
+          case Kind.OptIfIndex:
+            rec.optIfIndex = v;
+            break;
+          case Kind.OptVrfId:
+            rec.optVrfId = v;
             break;
         }
       }

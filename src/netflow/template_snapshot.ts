@@ -10,6 +10,7 @@ import { type ExporterTable, MAX_SAMPLERS_PER_DOMAIN, TWO32 } from "./exporter_s
 import type { TemplateCache } from "./template_cache.ts";
 import { specId, specLength, specPen, type TemplateSpec } from "./templates.ts";
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from "./snapshot_format.ts";
+import { emptyNames, restoreNames, snapshotNames } from "./option_names.ts";
 
 /** The JSON-serialisable state of every exporter that announced something worth keeping. */
 export function snapshotTemplates(exporters: ExporterTable): unknown {
@@ -35,13 +36,15 @@ export function snapshotTemplates(exporters: ExporterTable): unknown {
     for (const d of e.domains.values()) {
       const version = Math.floor(d.key / TWO32);
       if (version !== 9 && version !== 10) continue;
-      if (d.samplingDefault <= 0 && d.samplers === undefined && !(d.systemInitMs > 0)) continue;
+      const named = d.names !== undefined && d.names.count > 0;
+      if (d.samplingDefault <= 0 && d.samplers === undefined && !(d.systemInitMs > 0) && !named) continue;
       domains.push({
         domain: d.key % TWO32,
         version,
         sampling: d.samplingDefault,
         samplers: d.samplers ? [...d.samplers] : [],
         systemInitMs: d.systemInitMs > 0 ? d.systemInitMs : 0,
+        ...(named ? snapshotNames(d.names!) : {}),
       });
     }
     if (templates.length > 0 || domains.length > 0) {
@@ -77,6 +80,8 @@ export function restoreTemplates(
         if (isUint(d.systemInitMs, Number.MAX_SAFE_INTEGER) && d.systemInitMs > 0) {
           domain.systemInitMs = d.systemInitMs;
         }
+        restoreNames(d, domain.names ??= emptyNames(), { stats, max: options.maxOptionNames });
+        if (domain.names.count === 0) domain.names = undefined;
         if (Array.isArray(d.samplers)) {
           for (const pair of d.samplers.slice(0, MAX_SAMPLERS_PER_DOMAIN)) {
             if (

@@ -5,7 +5,7 @@
  * which attribute it fills: element_roles.ts, elements.ts), its length and its attribute key, so decoding
  * a record needs no table or map lookups.
  */
-import { alsoAttribute, dataRole, Kind, NEVER_ATTRIBUTE, optionRole } from "./element_roles.ts";
+import { alsoAttribute, dataRole, Kind, NEVER_ATTRIBUTE, optionRole, v9ScopeRole } from "./element_roles.ts";
 import { elementInfo, ElementType, REVERSE_PEN, vendorElementInfo } from "./elements.ts";
 import { isInt } from "./values.ts";
 import { VARIABLE_LENGTH } from "./variable_length.ts";
@@ -121,7 +121,7 @@ export function compilePlan(spec: TemplateSpec, options: CompileOptions): Plan |
     if (spec.options) {
       // v9 scope fields are scope *types* (system, interface, …), not information elements.
       const scopeV9 = !ipfix && i < spec.scopeCount;
-      kind = scopeV9 || pen !== 0 ? Kind.Skip : optionRole(id, len);
+      kind = scopeV9 ? v9ScopeRole(id, len) : pen !== 0 ? Kind.Skip : optionRole(id, len);
     } else {
       kind = dataField(id, len, pen, present, options);
       key = compiledKey;
