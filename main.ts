@@ -59,6 +59,8 @@ async function main(argv: string[]): Promise<number> {
   };
   process.on("SIGINT", () => onSignal("SIGINT"));
   process.on("SIGTERM", () => onSignal("SIGTERM"));
+  // SIGHUP re-reads NETFLOW_ENRICH_FILE (where the platform has the signal).
+  if (process.platform !== "win32") process.on("SIGHUP", () => ready.promise.then((c) => c.reload()));
   try {
     ready.resolve(await startCollector(config, log));
   } catch (err) {

@@ -11,6 +11,7 @@ import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
 import { formatHostPort } from "./netflow/addresses.ts";
 import type { PipelineSnapshot } from "./pipeline_protocol.ts";
 import { PipelinePool } from "./pipeline_pool.ts";
+import { readEnrichment } from "./enrichment.ts";
 import {
   type ExportCounters,
   type IngestCounters,
@@ -40,6 +41,8 @@ export interface Collector {
   export: ExportCounters;
   /** Stops receiving, decodes what arrived, flushes every span. Idempotent. */
   stop(): Promise<void>;
+  /** Re-reads NETFLOW_ENRICH_FILE (SIGHUP): a bad file is logged and the previous table stays. */
+  reload(): void;
 }
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
@@ -149,6 +152,22 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     port: source.port,
     ingest,
     export: exported,
+    reload() {
+      if (!config.enrichFile) {
+        log.info("SIGHUP: nothing to re-read (NETFLOW_ENRICH_FILE is not set)");
+        return;
+      }
+      try {
+        const table = readEnrichment(config.enrichFile);
+        pool.setEnrichment(table);
+        log.info("enrichment file re-read", { file: config.enrichFile, exporters: table.exporters.length });
+      } catch (err) {
+        log.error("enrichment file not re-read: keeping the previous one", {
+          file: config.enrichFile,
+          error: (err as Error).message,
+        });
+      }
+    },
     stop() {
       stopping ??= (async () => {
         await source.close(SHUTDOWN_DRAIN_MS);

@@ -36,6 +36,7 @@ import {
   boolean,
   cidrList,
   ConfigError,
+  enrichmentFile,
   type Env,
   fail,
   host,
@@ -55,6 +56,7 @@ import {
   writableLocation,
 } from "./config_values.ts";
 import { EnvFileError, loadEnvFile } from "./env_file.ts";
+import type { EnrichmentTable } from "./enrichment.ts";
 import { type LogLevel, parseLogLevel } from "./log.ts";
 import { SUBCOMMANDS } from "./tools/subcommands.ts";
 
@@ -86,6 +88,9 @@ export interface Config {
   logLevel: LogLevel;
   /** Absolute path. */
   templateCacheFile?: string;
+  /** NETFLOW_ENRICH_FILE: its absolute path and, validated at start, its table (re-read on SIGHUP). */
+  enrichFile?: string;
+  enrichment?: EnrichmentTable;
   spanTime: "flow" | "receive";
   unknownFields: boolean;
   /** Normalised CIDRs (`10.0.0.0/8`) allowed to send, in the order given; absent: every exporter. */
@@ -224,6 +229,7 @@ function buildConfig(src: Source, cwd: string): Config {
     },
     logLevel,
     templateCacheFile: writableLocation(src.get("NETFLOW_TEMPLATE_CACHE_FILE"), cwd),
+    ...enrichmentFile(src.get("NETFLOW_ENRICH_FILE"), cwd),
     spoolDir: writableDirectory(src.get("NETFLOW_SPOOL_DIR"), cwd),
     spoolMaxBytes: integer(
       src.get("NETFLOW_SPOOL_MAX_BYTES"),

@@ -8,6 +8,7 @@ import { accessSync, constants, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { CidrSet, formatCidr, parseCidr, parseIp } from "./cidr.ts";
 import { SIGNAL } from "./config_vars.ts";
+import { EnrichmentError, type EnrichmentTable, readEnrichment } from "./enrichment.ts";
 import { splitHostPort } from "./netflow/addresses.ts";
 
 /** An invalid configuration: `message` is the one line shown to the user (exit code 2). */
@@ -179,6 +180,21 @@ export function readableFile(v: Value | undefined, cwd: string): string | undefi
     fail(v, `cannot read the file (${(err as { code?: string }).code ?? (err as Error).message})`);
   }
   return path;
+}
+
+/** NETFLOW_ENRICH_FILE: the path and its validated table (a bad file stops start-up with the reason). */
+export function enrichmentFile(
+  v: Value | undefined,
+  cwd: string,
+): { enrichFile?: string; enrichment?: EnrichmentTable } {
+  const path = readableFile(v, cwd);
+  if (!v || !path) return {};
+  try {
+    return { enrichFile: path, enrichment: readEnrichment(path) };
+  } catch (err) {
+    if (err instanceof EnrichmentError) fail(v, err.message);
+    throw err;
+  }
 }
 
 /** A directory we may write in: it exists, or its parent does (it is created at start). */

@@ -11,6 +11,7 @@ import { createTraceSink, type TraceSink } from "./traces/sink.ts";
 import type { PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
 import { zeroDecodeCounters } from "./counters.ts";
 import { samplingOverrideLookup } from "./exporter_rules.ts";
+import { Enrichment, type EnrichmentTable } from "./enrichment.ts";
 
 /** How often data waiting for its template is checked for expiry. */
 const EXPIRE_INTERVAL_MS = 1_000;
@@ -26,6 +27,7 @@ export class Pipeline {
   private readonly decoder: NetflowDecoder;
   private readonly sink: TraceSink;
   private readonly counters = zeroDecodeCounters();
+  private enrichment: Enrichment | undefined;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
@@ -44,10 +46,12 @@ export class Pipeline {
     this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
       reportSuppressed: false,
     });
+    this.setEnrichment(settings.enrichment);
     this.decoder = new NetflowDecoder({
       unknownFields: settings.unknownFields,
       samplingDefault: settings.samplingDefault,
       samplingOverride: samplingOverrideLookup(settings.samplingOverrides),
+      samplingFallback: (address) => this.enrichment?.samplingRate(address),
     });
     if (settings.restoredTemplates !== undefined) this.restoreTemplates(settings.restoredTemplates);
     this.sink = createTraceSink(settings, log);
@@ -75,6 +79,11 @@ export class Pipeline {
       queueDepth: this.sink.queueDepth(),
       exportStatus: this.sink.exportStatus(),
     };
+  }
+
+  /** The enrichment file's table (at start, and again after a SIGHUP re-read it); undefined: none. */
+  setEnrichment(table: EnrichmentTable | undefined): void {
+    this.enrichment = table === undefined || table.exporters.length === 0 ? undefined : new Enrichment(table);
   }
 
   /** What NETFLOW_TEMPLATE_CACHE_FILE keeps of this pipeline's exporters: the JSON text of an array. */
@@ -111,6 +120,7 @@ export class Pipeline {
         });
       }
     }
+    this.enrichment?.apply(packet);
     this.sink.emit(packet);
   }
 

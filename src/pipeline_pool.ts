@@ -5,6 +5,7 @@
  * never waits on a Worker, so a slow one does not stall the socket.
  */
 import type { Config } from "./config.ts";
+import type { EnrichmentTable } from "./enrichment.ts";
 import {
   addCounts,
   type DecodeCounters,
@@ -146,6 +147,11 @@ export class PipelinePool {
     }
     this.lingering ??= setTimeout(() => this.flush(), BATCH_LINGER_MS);
     return true;
+  }
+
+  /** A new enrichment table (the file re-read on SIGHUP), for every Worker. */
+  setEnrichment(table: EnrichmentTable): void {
+    for (const w of this.workers) w.postMessage({ type: "enrich", table } satisfies WorkerRequest);
   }
 
   /** Sends every partly filled batch now. */

@@ -3,6 +3,7 @@
  * datagrams between them in one transferable buffer (no per-datagram message, no copy on transfer).
  */
 import type { Config } from "./config.ts";
+import type { EnrichmentTable } from "./enrichment.ts";
 import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
@@ -68,6 +69,8 @@ export interface PipelineSnapshot {
 export type WorkerRequest =
   | { type: "init"; settings: PipelineSettings }
   | { type: "batch"; buffer: ArrayBuffer; count: number }
+  /** NETFLOW_ENRICH_FILE re-read (SIGHUP). */
+  | { type: "enrich"; table: EnrichmentTable }
   | { type: "stop" };
 
 export type WorkerReply =

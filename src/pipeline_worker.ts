@@ -43,6 +43,9 @@ scope.onmessage = (event) => {
         pipeline!.handle(datagram, address, port, receivedAtMs);
       });
       break;
+    case "enrich":
+      pipeline!.setEnrichment(msg.table);
+      break;
     case "stop":
       clearInterval(snapshots);
       pipeline!.stop().then(() =>

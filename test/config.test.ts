@@ -174,6 +174,7 @@ const INVALID: [string, string][] = [
   ["NETFLOW_HTTP_LISTEN", "::1:9464"],
   ["NETFLOW_STATS_INTERVAL", "-5"],
   ["NETFLOW_STATS_INTERVAL", "1m"],
+  ["NETFLOW_ENRICH_FILE", "/nonexistent/enrich.yaml"],
   ["NETFLOW_WORKERS", "0"],
   ["NETFLOW_WORKERS", "many"],
   ["NETFLOW_REUSE_PORT", "sometimes"],

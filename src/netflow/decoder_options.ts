@@ -13,6 +13,11 @@ export interface TemplateDecoderOptions {
    * once per datagram, so it should be cheap (e.g. a small CIDR list).
    */
   samplingOverride?: (exporterAddress: string) => number | undefined;
+  /**
+   * Per-exporter interval for exporters that announce none (the enrichment file); beats `samplingDefault`.
+   * Called once per datagram.
+   */
+  samplingFallback?: (exporterAddress: string) => number | undefined;
   /** Exporter addresses with state (templates, options, sequence); the least recently seen is evicted. Default 10,000. */
   maxExporters: number;
   /** Source ids / observation domains (and v5 engines) per exporter; the oldest is evicted. Default 256. */
@@ -124,6 +129,13 @@ export function decoderOptions(options: Partial<TemplateDecoderOptions>): Templa
   o.maxTemplates = Math.max(1, o.maxTemplates);
   o.maxFieldsPerTemplate = Math.max(1, o.maxFieldsPerTemplate);
   return o;
+}
+
+/** The interval for an exporter that announces none: its own (`samplingFallback`), else the default, else 0. */
+export function fallbackInterval(options: TemplateDecoderOptions, address: string): number {
+  const own = options.samplingFallback?.(address);
+  if (typeof own === "number" && own > 0 && Number.isFinite(own)) return own;
+  return options.samplingDefault ?? 0;
 }
 
 /** The configured per-exporter sampling interval (`samplingOverride`), or 0 when there is none. */

@@ -3,7 +3,7 @@
  * sampling (an override beats the header, the header beats the default) and, for v5, sequence accounting
  * per exporter + engine type/id, counting flows.
  */
-import { configuredInterval, type TemplateDecoderOptions } from "./decoder_options.ts";
+import { configuredInterval, fallbackInterval, type TemplateDecoderOptions } from "./decoder_options.ts";
 import { countSequence, type TemplateDecoderStats } from "./decoder_stats.ts";
 import type { ExporterTable } from "./exporter_state.ts";
 import { observeSequence, RECORD_LIMITS } from "./sequence.ts";
@@ -16,7 +16,7 @@ export function accountFixed(
   stats: TemplateDecoderStats,
 ): void {
   const override = configuredInterval(options, packet.exporterAddress);
-  const fallback = options.samplingDefault ?? 0;
+  const fallback = fallbackInterval(options, packet.exporterAddress);
   const interval = override > 0
     ? override
     : (packet.samplingInterval ?? 0) > 0

@@ -3,7 +3,7 @@
  * sampling resolved per flow, from the domain's options data and the configuration); options records
  * update the domain's sampling and system init time. Also the per-datagram flow limit's refusal.
  */
-import { configuredInterval, type TemplateDecoderOptions } from "./decoder_options.ts";
+import { configuredInterval, fallbackInterval, type TemplateDecoderOptions } from "./decoder_options.ts";
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
 import { type DomainState, MAX_SAMPLERS_PER_DOMAIN } from "./exporter_state.ts";
 import { resolveIcmp } from "./icmp.ts";
@@ -60,7 +60,7 @@ export class RecordSetDecoder {
     if (fallback <= 0 && samplers !== undefined && samplers.size === 1) {
       fallback = samplers.values().next().value!;
     }
-    if (fallback <= 0) fallback = this.#opts.samplingDefault ?? 0;
+    if (fallback <= 0) fallback = fallbackInterval(this.#opts, packet.exporterAddress);
     return {
       packet,
       exportTimeMs: packet.exportTimeMs ?? packet.receivedAtMs,

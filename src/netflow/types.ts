@@ -81,6 +81,8 @@ export interface ExportPacket {
   version: number;
   exporterAddress: string;
   exporterPort: number;
+  /** The exporter's name from the enrichment file (NETFLOW_ENRICH_FILE), set by the pipeline. */
+  exporterName?: string;
   /** Size of the datagram in bytes. */
   sizeBytes: number;
   /** Epoch milliseconds at which the collector received the datagram. */

@@ -327,6 +327,7 @@ export function exportAttributes(
   const a: Attributes = {
     "netflow.exporter.address": packet.exporterAddress,
     "netflow.exporter.port": packet.exporterPort,
+    ...(packet.exporterName !== undefined ? { "netflow.exporter.name": packet.exporterName } : {}),
     "netflow.collector.host": collectorHost,
     "netflow.collector.port": collectorPort,
     "netflow.collector.protocol": "udp",
