@@ -101,6 +101,8 @@ export interface Config {
   httpListen?: { host: string; port: number };
   /** 0 turns the periodic stats line off. */
   statsIntervalMs: number;
+  /** NETFLOW_RATE_LIMIT: flows per second per exporter kept as spans; absent: no limit. */
+  rateLimit?: number;
   /** Pipeline Workers (NETFLOW_WORKERS); datagrams are spread over them by exporter and domain. */
   workers: number;
   /** Open the UDP socket with SO_REUSEPORT (NETFLOW_REUSE_PORT). */
@@ -245,6 +247,17 @@ function buildConfig(src: Source, cwd: string): Config {
     samplingOverrides: rates.overrides,
     httpListen: httpListen(src.get("NETFLOW_HTTP_LISTEN")),
     statsIntervalMs,
+    ...(src.get("NETFLOW_RATE_LIMIT")
+      ? {
+        rateLimit: integer(
+          src.get("NETFLOW_RATE_LIMIT"),
+          0,
+          1,
+          1_000_000_000,
+          " (flows per second per exporter)",
+        ),
+      }
+      : {}),
     workers: integer(src.get("NETFLOW_WORKERS"), defaultWorkers(), 1, MAX_WORKERS),
     reusePort: boolean(src.get("NETFLOW_REUSE_PORT")) ?? false,
     attributeValueLengthLimit: integer(

@@ -107,6 +107,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_SAMPLING_RATE", "", "N for exporters that announce none, and/or CIDR=N overrides"),
   v("NETFLOW_HTTP_LISTEN", "", "host:port, [v6]:port or :port for /metrics and /healthz"),
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
+  v("NETFLOW_RATE_LIMIT", "", "flows/s per exporter kept as spans; above it, sampled 1-in-N"),
   v("NETFLOW_WORKERS", "CPU cores - 1, at least 1", "pipeline Workers; each exporter + domain goes to one",
     { helpDefault: "cores - 1" }),
   v("NETFLOW_REUSE_PORT", "false", "true: SO_REUSEPORT, processes share the UDP port (Bun only)"),

@@ -18,6 +18,8 @@ export interface DecodeCounters {
   /** Decode errors by kind (`truncated`, `unknown_version`, …). */
   errors: Record<string, number>;
   sequenceLost: number;
+  /** Flows left out by NETFLOW_RATE_LIMIT, by exporter address (at most 1,000 addresses, then "other"). */
+  rateLimited: Record<string, number>;
 }
 
 /** The socket side's counters, with the decoding side's mirrored in. */
@@ -55,7 +57,7 @@ export interface ExportCounters {
 }
 
 export function zeroDecodeCounters(): DecodeCounters {
-  return { flows: 0, errors: {}, sequenceLost: 0 };
+  return { flows: 0, errors: {}, sequenceLost: 0, rateLimited: {} };
 }
 
 export function zeroIngestCounters(): IngestCounters {

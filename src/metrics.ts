@@ -75,6 +75,13 @@ export const METRICS: readonly MetricDef[] = [
     read: (s) => s.ingest.errors,
     label: "kind",
   },
+  {
+    name: "flows_rate_limited_total",
+    type: "counter",
+    help: "flows left out by NETFLOW_RATE_LIMIT (also in flows_dropped_total), by exporter",
+    read: (s) => s.ingest.rateLimited,
+    label: "exporter",
+  },
   m(
     "sequence_lost_total",
     "counter",

@@ -9,7 +9,8 @@ import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 import { createTraceSink, type TraceSink } from "./traces/sink.ts";
 import type { PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
-import { zeroDecodeCounters } from "./counters.ts";
+import { countDropped, zeroDecodeCounters } from "./counters.ts";
+import { RateLimiter } from "./rate_limit.ts";
 import { samplingOverrideLookup } from "./exporter_rules.ts";
 import { Enrichment, type EnrichmentTable } from "./enrichment.ts";
 
@@ -22,12 +23,15 @@ const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
 const LIMIT_LOG_INTERVAL_MS = 60_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
+/** Exporters counted by name in `flows_rate_limited_total`; the rest as "other" (bounded label count). */
+const RATE_LIMIT_LABELS = 1_000;
 
 export class Pipeline {
   private readonly decoder: NetflowDecoder;
   private readonly sink: TraceSink;
   private readonly counters = zeroDecodeCounters();
   private enrichment: Enrichment | undefined;
+  private readonly rateLimiter: RateLimiter | undefined;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
@@ -47,6 +51,7 @@ export class Pipeline {
       reportSuppressed: false,
     });
     this.setEnrichment(settings.enrichment);
+    this.rateLimiter = settings.rateLimit ? new RateLimiter(settings.rateLimit) : undefined;
     this.decoder = new NetflowDecoder({
       unknownFields: settings.unknownFields,
       samplingDefault: settings.samplingDefault,
@@ -120,8 +125,20 @@ export class Pipeline {
         });
       }
     }
+    if (this.rateLimiter !== undefined) {
+      const left = this.rateLimiter.apply(packet);
+      if (left > 0) this.countRateLimited(packet.exporterAddress, left);
+    }
     this.enrichment?.apply(packet);
     this.sink.emit(packet);
+  }
+
+  /** Flows left out by the rate limit: dropped in the books (SPEC §6), and counted per exporter. */
+  private countRateLimited(exporter: string, flows: number): void {
+    countDropped(this.sink.counters, 0, flows);
+    const by = this.counters.rateLimited;
+    const key = by[exporter] !== undefined || Object.keys(by).length < RATE_LIMIT_LABELS ? exporter : "other";
+    by[key] = (by[key] ?? 0) + flows;
   }
 
   // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.

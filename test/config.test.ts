@@ -175,6 +175,8 @@ const INVALID: [string, string][] = [
   ["NETFLOW_STATS_INTERVAL", "-5"],
   ["NETFLOW_STATS_INTERVAL", "1m"],
   ["NETFLOW_ENRICH_FILE", "/nonexistent/enrich.yaml"],
+  ["NETFLOW_RATE_LIMIT", "0"],
+  ["NETFLOW_RATE_LIMIT", "fast"],
   ["NETFLOW_WORKERS", "0"],
   ["NETFLOW_WORKERS", "many"],
   ["NETFLOW_REUSE_PORT", "sometimes"],

@@ -23,6 +23,7 @@ function sources(): MetricsSources {
       overloaded: 0,
       errors: { truncated: 1, 'we"ird\n': 4 },
       sequenceLost: 5,
+      rateLimited: {},
     },
     exported: { ...zeroExportCounters(), spansQueued: 9, spansDropped: 1, spansExported: 8, spansHeld: 1 },
     decoder: new TemplateDecoder(DEFAULT_TEMPLATE_DECODER_OPTIONS).stats,

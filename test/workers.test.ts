@@ -301,9 +301,19 @@ Deno.test("sharding: stable, by exporter address and domain; snapshots split and
 });
 
 Deno.test("merged views: counts add up, and export is failing while any Worker fails", () => {
-  const a: DecodeCounters = { flows: 3, errors: { truncated: 1 }, sequenceLost: 0 };
-  addCounts(a, { flows: 4, errors: { truncated: 2, unknown_version: 1 }, sequenceLost: 5 });
-  assert.deepEqual(a, { flows: 7, errors: { truncated: 3, unknown_version: 1 }, sequenceLost: 5 });
+  const a: DecodeCounters = { flows: 3, errors: { truncated: 1 }, sequenceLost: 0, rateLimited: {} };
+  addCounts(a, {
+    flows: 4,
+    errors: { truncated: 2, unknown_version: 1 },
+    sequenceLost: 5,
+    rateLimited: { "192.0.2.1": 9 },
+  });
+  assert.deepEqual(a, {
+    flows: 7,
+    errors: { truncated: 3, unknown_version: 1 },
+    sequenceLost: 5,
+    rateLimited: { "192.0.2.1": 9 },
+  });
   const ok = {
     state: "ok" as const,
     consecutiveFailures: 0,
