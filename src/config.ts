@@ -39,6 +39,7 @@ import {
   enrichmentFile,
   type Env,
   fail,
+  fieldsFile,
   host,
   httpListen,
   integer,
@@ -57,6 +58,7 @@ import {
 } from "./config_values.ts";
 import { EnvFileError, loadEnvFile } from "./env_file.ts";
 import type { EnrichmentTable } from "./enrichment.ts";
+import type { CustomField } from "./netflow/elements.ts";
 import { type LogLevel, parseLogLevel } from "./log.ts";
 import { SUBCOMMANDS } from "./tools/subcommands.ts";
 
@@ -91,6 +93,9 @@ export interface Config {
   /** NETFLOW_ENRICH_FILE: its absolute path and, validated at start, its table (re-read on SIGHUP). */
   enrichFile?: string;
   enrichment?: EnrichmentTable;
+  /** NETFLOW_FIELDS_FILE: its absolute path and, validated at start, its elements. */
+  fieldsFile?: string;
+  customFields?: CustomField[];
   spanTime: "flow" | "receive";
   unknownFields: boolean;
   /** Normalised CIDRs (`10.0.0.0/8`) allowed to send, in the order given; absent: every exporter. */
@@ -232,6 +237,7 @@ function buildConfig(src: Source, cwd: string): Config {
     logLevel,
     templateCacheFile: writableLocation(src.get("NETFLOW_TEMPLATE_CACHE_FILE"), cwd),
     ...enrichmentFile(src.get("NETFLOW_ENRICH_FILE"), cwd),
+    ...fieldsFile(src.get("NETFLOW_FIELDS_FILE"), cwd),
     spoolDir: writableDirectory(src.get("NETFLOW_SPOOL_DIR"), cwd),
     spoolMaxBytes: integer(
       src.get("NETFLOW_SPOOL_MAX_BYTES"),

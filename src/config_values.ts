@@ -9,6 +9,8 @@ import { dirname, resolve } from "node:path";
 import { CidrSet, formatCidr, parseCidr, parseIp } from "./cidr.ts";
 import { SIGNAL } from "./config_vars.ts";
 import { EnrichmentError, type EnrichmentTable, readEnrichment } from "./enrichment.ts";
+import { FieldsFileError, readFields } from "./fields_file.ts";
+import type { CustomField } from "./netflow/elements.ts";
 import { splitHostPort } from "./netflow/addresses.ts";
 
 /** An invalid configuration: `message` is the one line shown to the user (exit code 2). */
@@ -193,6 +195,21 @@ export function enrichmentFile(
     return { enrichFile: path, enrichment: readEnrichment(path) };
   } catch (err) {
     if (err instanceof EnrichmentError) fail(v, err.message);
+    throw err;
+  }
+}
+
+/** NETFLOW_FIELDS_FILE: the path and its validated elements (a bad file stops start-up with the reason). */
+export function fieldsFile(
+  v: Value | undefined,
+  cwd: string,
+): { fieldsFile?: string; customFields?: CustomField[] } {
+  const path = readableFile(v, cwd);
+  if (!v || !path) return {};
+  try {
+    return { fieldsFile: path, customFields: readFields(path) };
+  } catch (err) {
+    if (err instanceof FieldsFileError) fail(v, err.message);
     throw err;
   }
 }

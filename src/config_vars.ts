@@ -98,6 +98,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (to stderr)",
     flag("--log-level", "LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL (LOG_LEVEL)")),
   v("NETFLOW_TEMPLATE_CACHE_FILE", "", "file where v9/IPFIX templates persist across restarts"),
+  v("NETFLOW_FIELDS_FILE", "", "YAML/JSON: extra or renamed elements by pen and id, with a type"),
   v("NETFLOW_ENRICH_FILE", "", "YAML/JSON: exporter, interface, VRF names, sampling; SIGHUP re-reads"),
   v("NETFLOW_SPOOL_DIR", "", "directory where unsent export batches wait, across restarts"),
   v("NETFLOW_SPOOL_MAX_BYTES", String(DEFAULTS.spoolMaxBytes), "spool bound; when full, the oldest go"),

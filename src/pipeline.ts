@@ -57,6 +57,7 @@ export class Pipeline {
       samplingDefault: settings.samplingDefault,
       samplingOverride: samplingOverrideLookup(settings.samplingOverrides),
       samplingFallback: (address) => this.enrichment?.samplingRate(address),
+      customFields: settings.customFields,
     });
     if (settings.restoredTemplates !== undefined) this.restoreTemplates(settings.restoredTemplates);
     this.sink = createTraceSink(settings, log);

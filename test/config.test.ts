@@ -175,6 +175,7 @@ const INVALID: [string, string][] = [
   ["NETFLOW_STATS_INTERVAL", "-5"],
   ["NETFLOW_STATS_INTERVAL", "1m"],
   ["NETFLOW_ENRICH_FILE", "/nonexistent/enrich.yaml"],
+  ["NETFLOW_FIELDS_FILE", "/nonexistent/fields.yaml"],
   ["NETFLOW_RATE_LIMIT", "0"],
   ["NETFLOW_RATE_LIMIT", "fast"],
   ["NETFLOW_WORKERS", "0"],

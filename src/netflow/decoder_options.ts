@@ -3,6 +3,8 @@
  * the defaults and why they are what they are. {@link decoderOptions} turns what the application passes
  * into settings the decoder can rely on (integers, nothing below its floor).
  */
+import type { CustomField } from "./elements.ts";
+
 export interface TemplateDecoderOptions {
   /** Emit elements the table does not know as `netflow.field.<id>` / `netflow.field.<pen>.<id>` hex. Default true. */
   unknownFields: boolean;
@@ -18,6 +20,8 @@ export interface TemplateDecoderOptions {
    * Called once per datagram.
    */
   samplingFallback?: (exporterAddress: string) => number | undefined;
+  /** Elements named and typed by the user (NETFLOW_FIELDS_FILE); they win over the built-in table. */
+  customFields?: readonly CustomField[];
   /** Exporter addresses with state (templates, options, sequence); the least recently seen is evicted. Default 10,000. */
   maxExporters: number;
   /** Source ids / observation domains (and v5 engines) per exporter; the oldest is evicted. Default 256. */

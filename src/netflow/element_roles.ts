@@ -275,6 +275,12 @@ export function optionRole(id: number, len: number): Kind {
   return role !== undefined && accepts(role.length, len) ? role.kind : Kind.Skip;
 }
 
+/** True when IANA element `id` fills a Flow field in data records (so it cannot be renamed). */
+export function hasDataRole(id: number): boolean {
+  const role = id < DATA_ROLES.length ? DATA_ROLES[id] : undefined;
+  return role !== undefined && role.kind !== Kind.Skip && !alsoAttribute(role.kind);
+}
+
 /** Handlers that fill a Flow field or scratch value and also write the element's attribute. */
 export function alsoAttribute(kind: Kind): boolean {
   return kind === Kind.SamplerId || (kind >= Kind.IcmpTypeCodeV4 && kind <= Kind.IcmpCodeV6);

@@ -42,6 +42,16 @@ export interface ElementInfo {
   snake: string;
 }
 
+/** An element defined by the user (the fields file): its attribute key and how its value is read. */
+export interface CustomField {
+  /** 0 for IANA. */
+  pen: number;
+  id: number;
+  /** `netflow.<name>`. */
+  key: string;
+  type: ElementType;
+}
+
 /** PEN of the reverse information elements (RFC 5103): same ids and types as the forward elements. */
 export const REVERSE_PEN = 29305;
 

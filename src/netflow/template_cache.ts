@@ -23,7 +23,12 @@ export class TemplateCache {
 
   constructor(options: TemplateDecoderOptions, stats: TemplateDecoderStats, exporters: ExporterTable) {
     this.#opts = options;
-    this.#compile = { unknownFields: options.unknownFields !== false };
+    this.#compile = {
+      unknownFields: options.unknownFields !== false,
+      ...(options.customFields?.length
+        ? { custom: new Map(options.customFields.map((f) => [f.pen * 65536 + f.id, f])) }
+        : {}),
+    };
     this.#stats = stats;
     this.#exporters = exporters;
   }

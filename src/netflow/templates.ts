@@ -6,7 +6,7 @@
  * a record needs no table or map lookups.
  */
 import { alsoAttribute, dataRole, Kind, NEVER_ATTRIBUTE, optionRole, v9ScopeRole } from "./element_roles.ts";
-import { elementInfo, ElementType, REVERSE_PEN, vendorElementInfo } from "./elements.ts";
+import { type CustomField, elementInfo, ElementType, REVERSE_PEN, vendorElementInfo } from "./elements.ts";
 import { isInt } from "./values.ts";
 import { VARIABLE_LENGTH } from "./variable_length.ts";
 
@@ -79,6 +79,8 @@ export function templateCost(spec: TemplateSpec): number {
 export interface CompileOptions {
   /** Emit unknown elements as `netflow.field.*` hex. */
   unknownFields: boolean;
+  /** The fields file's elements by pen × 65536 + id: they win over the built-in names. */
+  custom?: ReadonlyMap<number, CustomField>;
 }
 
 /** True when two specs describe the same template (a re-sent template needs no recompilation). */
@@ -181,6 +183,11 @@ function dataField(
   options: CompileOptions,
 ): Kind {
   compiledKey = "";
+  const custom = options.custom?.get(pen * 65536 + id);
+  if (custom !== undefined) {
+    compiledKey = custom.key;
+    return extraKind(custom.type, len);
+  }
   if (pen !== 0) {
     const info = pen === REVERSE_PEN ? elementInfo(id) : undefined;
     // RFC 5103 §6.1: the reverse counters of a biflow fill `netflow.flow.reverse.*` (SPEC §3).
