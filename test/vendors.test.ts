@@ -9,7 +9,9 @@ import type { ExportPacket } from "../src/netflow/types.ts";
 import { flowAttributes } from "../src/traces/attributes.ts";
 import { NetflowDecoder } from "../src/netflow/decoder.ts";
 import { B } from "./support/bytes.ts";
+import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
 import { findTool } from "./support/exporters.ts";
+import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { writeTrafficPcap } from "./support/traffic.ts";
 import { join } from "./support/paths.ts";
 import {
@@ -483,4 +485,57 @@ Deno.test("options names: survive a restart through the snapshot, and stay bound
   small.decode(interfaceTable(1, [[1, "a", ""], [2, "b", ""], [3, "c", ""], [4, "d", ""]]), E1, 2055, NOW);
   assert.equal(small.stats.optionNames, 3);
   assert.equal(small.stats.optionNamesRefused, 1);
+});
+
+Deno.test("end to end: interface names from options data on the spans, and after a restart from the cache file", async () => {
+  const dir = Deno.makeTempDirSync();
+  const receiver = await startOtlpReceiver({ protocol: "grpc" });
+  const port = freeUdpPort();
+  const env = {
+    NETFLOW_LISTEN_PORT: String(port),
+    NETFLOW_TEMPLATE_CACHE_FILE: `${dir}/templates.json`,
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    NETFLOW_STATS_INTERVAL: "0",
+  };
+  const sock = Deno.listenDatagram({ hostname: "127.0.0.5", port: 0, transport: "udp" });
+  const send = (d: Uint8Array) => sock.send(d, { transport: "udp", hostname: "127.0.0.1", port });
+  const now = () => Math.floor(Date.now() / 1000);
+  const table = (exportS: number) => {
+    const body = vstr(vstr(new B().u32(3), "Gi0/0/1"), "uplink to core");
+    return ipfix(
+      1,
+      0,
+      [set(3, optTplIpfix(300, [[10, 4]], [[82, VAR], [83, VAR]])), set(300, body.build())],
+      exportS,
+    );
+  };
+  const data = (seq: number) =>
+    ipfix(1, seq, [IF_TEMPLATE, set(256, new B().ip("10.0.0.1").u32(3, 8, 100).build())], now());
+  const dataOnly = (seq: number) =>
+    ipfix(1, seq, [set(256, new B().ip("10.0.0.1").u32(3, 8, 100).build())], now());
+  let collector = await startCollectorProcess(env);
+  try {
+    await send(table(now()));
+    await send(data(0));
+    let spans = await receiver.waitForSpans(2 + 3, 10_000);
+    let flow = spans.filter((s) => s.name === "netflow.flow").at(-1)!;
+    assert.equal(flow.attributes["netflow.interface.input.name"], "Gi0/0/1");
+    assert.equal(flow.attributes["netflow.interface.input.description"], "uplink to core");
+    assert.equal("netflow.interface.output.name" in flow.attributes, false);
+    assert.equal(await collector.stop(), 0);
+    // Restarted: the router sends only data; templates and names come back from the file.
+    receiver.clear();
+    collector = await startCollectorProcess(env);
+    await send(dataOnly(1));
+    spans = await receiver.waitForSpans(3, 10_000);
+    flow = spans.find((s) => s.name === "netflow.flow")!;
+    assert.equal(flow.attributes["netflow.interface.input.name"], "Gi0/0/1");
+    assert.equal(await collector.stop(), 0);
+  } finally {
+    sock.close();
+    collector.kill("SIGKILL");
+    await collector.exited;
+    await receiver.close();
+  }
 });
