@@ -34,7 +34,7 @@ async function main(argv: string[]): Promise<number> {
     }
   }
   const config = cli.config;
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, { format: config.logFormat });
   for (const warning of config.warnings) log.warn(warning);
   // Signal handlers go in before the socket opens: a SIGTERM right after "listening" must flush, not kill.
   const { promise: stopped, resolve } = Promise.withResolvers<void>();

@@ -6,9 +6,9 @@
  */
 import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
-import type { Logger } from "./log.ts";
+import { type Logger, rateLimited } from "./log.ts";
 import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
-import { formatHostPort } from "./netflow/addresses.ts";
+import { formatHostPort, plainAddress } from "./netflow/addresses.ts";
 import type { PipelineSnapshot } from "./pipeline_protocol.ts";
 import { PipelinePool } from "./pipeline_pool.ts";
 import { readEnrichment } from "./enrichment.ts";
@@ -30,6 +30,8 @@ import {
   startOtlpMetrics,
 } from "./metrics.ts";
 
+/** At most one line per source about a mistake (allow-list rejection) in this interval. */
+const MISTAKE_LOG_INTERVAL_MS = 60_000;
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
 
@@ -76,9 +78,15 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   );
 
   const allowed = exporterAllowList(config.allowedExporters);
-  const receiving = source.run((data, address, port) => {
+  // A misconfigured allow-list is a first-hour mistake: say so once a minute per source, not at DEBUG.
+  const rejections = rateLimited(log, MISTAKE_LOG_INTERVAL_MS);
+  const receiving = source.run((data, from, port) => {
+    const address = plainAddress(from);
     if (allowed && !allowed.contains(address)) {
       ingest.rejected++;
+      rejections.log("WARNING", address, "datagram from outside NETFLOW_ALLOWED_EXPORTERS: dropped", {
+        exporter: address,
+      });
       return;
     }
     if (!pool.add(data, address, port, Date.now())) {

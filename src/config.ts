@@ -59,7 +59,7 @@ import {
 import { EnvFileError, loadEnvFile } from "./env_file.ts";
 import type { EnrichmentTable } from "./enrichment.ts";
 import type { CustomField } from "./netflow/elements.ts";
-import { type LogLevel, parseLogLevel } from "./log.ts";
+import { type LogFormat, type LogLevel, parseLogLevel } from "./log.ts";
 import { SUBCOMMANDS } from "./tools/subcommands.ts";
 
 export { DEFAULTS, ENV_VARS, type EnvVar, helpText, PRODUCT_NAME, PRODUCT_VERSION } from "./config_vars.ts";
@@ -88,6 +88,7 @@ export interface Config {
   spoolDir?: string;
   spoolMaxBytes: number;
   logLevel: LogLevel;
+  logFormat: LogFormat;
   /** Absolute path. */
   templateCacheFile?: string;
   /** NETFLOW_ENRICH_FILE: its absolute path and, validated at start, its table (re-read on SIGHUP). */
@@ -235,6 +236,7 @@ function buildConfig(src: Source, cwd: string): Config {
       ),
     },
     logLevel,
+    logFormat: oneOf(src.get("LOG_FORMAT"), ["text", "json"] as const, "text"),
     templateCacheFile: writableLocation(src.get("NETFLOW_TEMPLATE_CACHE_FILE"), cwd),
     ...enrichmentFile(src.get("NETFLOW_ENRICH_FILE"), cwd),
     ...fieldsFile(src.get("NETFLOW_FIELDS_FILE"), cwd),

@@ -97,6 +97,7 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("OTEL_BSP_EXPORT_TIMEOUT", String(DEFAULTS.exportTimeoutMs), "at shutdown: ms to deliver what is held"),
   v("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING (WARN), ERROR, CRITICAL (to stderr)",
     flag("--log-level", "LEVEL", "DEBUG, INFO, WARNING, ERROR or CRITICAL (LOG_LEVEL)")),
+  v("LOG_FORMAT", "text", "text (key=value) or json (one object per line, same fields)"),
   v("NETFLOW_TEMPLATE_CACHE_FILE", "", "file where v9/IPFIX templates persist across restarts"),
   v("NETFLOW_FIELDS_FILE", "", "YAML/JSON: extra or renamed elements by pen and id, with a type"),
   v("NETFLOW_ENRICH_FILE", "", "YAML/JSON: exporter, interface, VRF names, sampling; SIGHUP re-reads"),
@@ -156,7 +157,7 @@ export const PARSE_ARGS_OPTIONS: Record<string, { type: "string" | "boolean"; sh
   ),
 };
 
-/** The `--help` text (under 64 lines, at most 110 columns). */
+/** The `--help` text (under 72 lines, at most 110 columns). */
 export function helpText(): string {
   const flagLines: [string, string][] = [
     ...ENV_VARS.filter((e) => e.flag).map((e): [string, string] => [`${e.flag} ${e.flagValue}`, e.flagHelp!]),

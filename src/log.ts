@@ -51,6 +51,8 @@ export interface Logger {
 export interface LoggerOptions {
   /** Receives each line without its newline. Default: stderr. */
   write?: (line: string) => void;
+  /** `text` (`key=value`, the default) or `json` (one object per line, the same fields; LOG_FORMAT). */
+  format?: LogFormat;
   /** Clock, for tests. */
   now?: () => Date;
 }
@@ -71,6 +73,34 @@ function formatValue(value: unknown): string {
     }
   } else text = String(value);
   return PLAIN.test(text) ? text : JSON.stringify(text);
+}
+
+export type LogFormat = "text" | "json";
+
+/**
+ * One log line as a JSON object: `time`, `level`, `message`, then the fields as they are (numbers stay
+ * numbers; errors become their message), for Loki, Elastic or any pipeline that reads JSON lines.
+ */
+export function formatJsonLine(time: Date, level: LogLevel, message: string, fields?: LogFields): string {
+  const out: Record<string, unknown> = { time: time.toISOString(), level, message };
+  if (fields) {
+    for (const key in fields) {
+      const value = fields[key];
+      if (value === undefined || value === null) continue;
+      // The three names above belong to the line; a field of the same name keeps its value under `field.`.
+      const name = key === "time" || key === "level" || key === "message" ? `field.${key}` : key;
+      out[name] = value instanceof Error
+        ? value.message
+        : typeof value === "bigint"
+        ? value.toString()
+        : value;
+    }
+  }
+  try {
+    return JSON.stringify(out);
+  } catch {
+    return JSON.stringify({ time: out.time, level, message });
+  }
 }
 
 /** One log line, without the newline. Exported for tests and for other sinks. */
@@ -94,10 +124,11 @@ const stderrWrite = (line: string) => {
 export function createLogger(level: LogLevel, options: LoggerOptions = {}): Logger {
   const write = options.write ?? stderrWrite;
   const now = options.now ?? (() => new Date());
+  const format = options.format === "json" ? formatJsonLine : formatLine;
   const min = RANK[level];
   const log = (l: LogLevel, message: string, fields?: LogFields) => {
     if (RANK[l] < min) return;
-    write(formatLine(now(), l, message, fields));
+    write(format(now(), l, message, fields));
   };
   return {
     level,

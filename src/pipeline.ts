@@ -23,6 +23,23 @@ const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
 const LIMIT_LOG_INTERVAL_MS = 60_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
+/** At most one line per source and mistake (sFlow, unknown version, too short) in this interval. */
+const MISTAKE_LOG_INTERVAL_MS = 60_000;
+/** The shortest NetFlow/IPFIX header (v1, IPFIX: 16 octets); anything shorter is not a flow export at all. */
+const SHORTEST_HEADER = 16;
+/** Exporter / version / domain keys remembered for the first-contact line; the oldest is forgotten beyond. */
+const MAX_EXPORTERS_REMEMBERED = 10_000;
+
+/**
+ * sFlow (v2, v4, v5: sFlow.org, "sFlow Version 5", 2004): a 32-bit version, then the agent address type
+ * (1 IPv4, 2 IPv6). Its first two octets are 0, which NetFlow never has.
+ */
+function looksLikeSflow(d: Uint8Array): boolean {
+  if (d.length < 8 || d[0] !== 0 || d[1] !== 0 || d[2] !== 0) return false;
+  return (d[3] === 2 || d[3] === 4 || d[3] === 5) && d[4] === 0 && d[5] === 0 && d[6] === 0 &&
+    (d[7] === 1 || d[7] === 2);
+}
+
 /** Exporters counted by name in `flows_rate_limited_total`; the rest as "other" (bounded label count). */
 const RATE_LIMIT_LABELS = 1_000;
 
@@ -32,6 +49,9 @@ export class Pipeline {
   private readonly counters = zeroDecodeCounters();
   private enrichment: Enrichment | undefined;
   private readonly rateLimiter: RateLimiter | undefined;
+  /** Exporter / version / domain keys seen, for the first-contact line. */
+  private readonly seen = new Set<string>();
+  private readonly mistakeLog: RateLimitedLogger;
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
@@ -47,6 +67,7 @@ export class Pipeline {
     onTemplates: (exporters: string) => void = () => {},
   ) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
+    this.mistakeLog = rateLimited(log, MISTAKE_LOG_INTERVAL_MS);
     this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
       reportSuppressed: false,
     });
@@ -72,7 +93,13 @@ export class Pipeline {
 
   /** Decodes one datagram (which the pipeline may keep: pass a buffer nobody reuses) and emits its trace. */
   handle(datagram: Uint8Array, address: string, port: number, receivedAtMs: number): void {
-    for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs)) this.emit(packet);
+    for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs)) {
+      const kind = packet.error?.kind;
+      if (kind === "unknown_version" || (kind === "truncated" && datagram.length < SHORTEST_HEADER)) {
+        this.logMistake(datagram, packet);
+      }
+      this.emit(packet);
+    }
   }
 
   /** `batches`: how many batches the Worker has handled (the pool's measure of how far behind it is). */
@@ -105,6 +132,7 @@ export class Pipeline {
 
   private emit(packet: ExportPacket): void {
     const c = this.counters;
+    if (packet.error === undefined && !packet.deferred) this.logFirstContact(packet);
     c.flows += packet.flows.length;
     if (packet.awaitingTemplateSets) this.logTemplateWait(packet);
     if (packet.sequenceLost) c.sequenceLost += packet.sequenceLost;
@@ -140,6 +168,51 @@ export class Pipeline {
     const by = this.counters.rateLimited;
     const key = by[exporter] !== undefined || Object.keys(by).length < RATE_LIMIT_LABELS ? exporter : "other";
     by[key] = (by[key] ?? 0) + flows;
+  }
+
+  /** The first datagram of an exporter, version and domain: one INFO line (bounded memory of who was seen). */
+  private logFirstContact(packet: ExportPacket): void {
+    const domain = packet.sourceId ?? packet.observationDomainId ??
+      (packet.version === 5 ? ((packet.engineType ?? 0) << 8) | (packet.engineId ?? 0) : undefined);
+    const key = `${packet.exporterAddress}/${packet.version}/${domain ?? ""}`;
+    if (this.seen.has(key)) return;
+    if (this.seen.size >= MAX_EXPORTERS_REMEMBERED) this.seen.delete(this.seen.values().next().value!);
+    this.seen.add(key);
+    this.log.info("first datagram from an exporter", {
+      exporter: packet.exporterAddress,
+      version: packet.version === 10 ? "IPFIX" : `NetFlow v${packet.version}`,
+      domain,
+    });
+  }
+
+  /** Datagrams that are not NetFlow or IPFIX at all: one WARN a minute per source, naming sFlow when it is. */
+  private logMistake(datagram: Uint8Array, packet: ExportPacket): void {
+    const exporter = packet.exporterAddress;
+    if (looksLikeSflow(datagram)) {
+      this.mistakeLog.log(
+        "WARNING",
+        `sflow/${exporter}`,
+        "sFlow datagram on a NetFlow/IPFIX port: dropped (netflow2traces decodes NetFlow v1/v5/v9 and IPFIX; point sFlow at an sFlow collector, or configure NetFlow/IPFIX on the device)",
+        { exporter, bytes: datagram.length },
+      );
+    } else if (packet.error?.kind === "unknown_version") {
+      this.mistakeLog.log(
+        "WARNING",
+        `version/${exporter}`,
+        "datagram of an unknown version: dropped (expected NetFlow v1, v5, v9 or IPFIX)",
+        { exporter, version: packet.version, bytes: datagram.length },
+      );
+    } else {
+      this.mistakeLog.log(
+        "WARNING",
+        `short/${exporter}`,
+        "datagram too short to be NetFlow or IPFIX: dropped",
+        {
+          exporter,
+          bytes: datagram.length,
+        },
+      );
+    }
   }
 
   // The first thing a new v9/IPFIX user meets: data arrives before the router has re-sent its templates.

@@ -27,7 +27,7 @@ scope.onmessage = (event) => {
       persistTemplates = msg.settings.templateCacheFile !== undefined;
       pipeline = new Pipeline(
         msg.settings,
-        createLogger(msg.settings.logLevel),
+        createLogger(msg.settings.logLevel, { format: msg.settings.logFormat }),
         (exporters) => scope.postMessage({ type: "templates", exporters }),
       );
       snapshots = setInterval(

@@ -49,6 +49,14 @@ export function ipv6At(bytes: Uint8Array, offset: number): string {
   return out;
 }
 
+/**
+ * An IPv4 exporter that reaches a dual-stack `::` socket shows as `::ffff:a.b.c.d`: the plain `a.b.c.d`,
+ * as users write it (SPEC §3: spans, the allow-list, template keys, logs).
+ */
+export function plainAddress(address: string): string {
+  return address.startsWith("::ffff:") && address.indexOf(".", 7) > 0 ? address.slice(7) : address;
+}
+
 /** `host:port` for messages and URLs; an IPv6 literal is bracketed (`[::1]:4317`), as in a URL. */
 export function formatHostPort(host: string, port: number): string {
   return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;

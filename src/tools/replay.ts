@@ -174,7 +174,7 @@ async function replay(
   }
   if (cli.kind !== "run") return 2;
   const config = cli.config;
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, { format: config.logFormat });
   const settings = {
     ...pipelineSettings(config, config.listenPort, { name: "netflow2traces", version: PRODUCT_VERSION }),
     templateCacheFile: undefined,
