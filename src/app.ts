@@ -20,7 +20,7 @@ import {
 } from "./counters.ts";
 import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
-import { openDatagramSource } from "./udp/source.ts";
+import { type DatagramSource, openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
 import {
   HealthTracker,
@@ -48,9 +48,18 @@ export interface Collector {
 }
 
 export async function startCollector(config: Config, log: Logger): Promise<Collector> {
-  const source = await openDatagramSource(config.listenHost, config.listenPort, {
-    reusePort: config.reusePort,
-  });
+  // Every listen address (NETFLOW_LISTEN), or the one of NETFLOW_LISTEN_HOST/PORT; any bind failure undoes the rest.
+  const sources: DatagramSource[] = [];
+  try {
+    for (const l of config.listen) {
+      sources.push(await openDatagramSource(l.host, l.port, { reusePort: config.reusePort }));
+    }
+  } catch (err) {
+    await Promise.all(sources.map((s) => s.close(0)));
+    throw err;
+  }
+  const source = sources[0];
+  const listeners = sources.map((s) => ({ host: s.host, port: s.port }));
   const ingest = zeroIngestCounters();
   // Mirrors of the Worker's counters, refreshed by its snapshots (same objects throughout, for /metrics).
   const exported: ExportCounters = zeroExportCounters();
@@ -67,7 +76,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
 
   const pool = new PipelinePool(
     config,
-    source.port,
+    listeners,
     { name: "netflow2traces", version: PRODUCT_VERSION },
     log,
     applySnapshot,
@@ -80,7 +89,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   const allowed = exporterAllowList(config.allowedExporters);
   // A misconfigured allow-list is a first-hour mistake: say so once a minute per source, not at DEBUG.
   const rejections = rateLimited(log, MISTAKE_LOG_INTERVAL_MS);
-  const receiving = source.run((data, from, port) => {
+  const onDatagram = (listener: number) => (data: Uint8Array, from: string, port: number) => {
     const address = plainAddress(from);
     if (allowed && !allowed.contains(address)) {
       ingest.rejected++;
@@ -89,13 +98,14 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
       });
       return;
     }
-    if (!pool.add(data, address, port, Date.now())) {
+    if (!pool.add(data, address, port, Date.now(), listener)) {
       ingest.overloaded++;
       return;
     }
     ingest.datagrams++;
     ingest.bytes += data.length;
-  });
+  };
+  const receiving = Promise.all(sources.map((s, i) => s.run(onDatagram(i))));
 
   let receiveRunning = true;
   receiving.then(() => (receiveRunning = false), () => (receiveRunning = false));
@@ -129,7 +139,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     }
   } catch (err) {
     for (const t of timers) clearInterval(t);
-    await source.close(0);
+    await Promise.all(sources.map((s) => s.close(0)));
     await receiving.catch(() => {});
     pool.terminate();
     throw err;
@@ -146,7 +156,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   }
 
   log.info("listening", {
-    listen: `udp://${formatHostPort(source.host, source.port)}`,
+    listen: listeners.map((l) => `udp://${formatHostPort(l.host, l.port)}`).join(","),
     exporter: config.tracesExporter === "otlp" ? config.endpoint : config.tracesExporter,
     protocol: config.tracesExporter === "otlp" ? config.protocol : undefined,
     workers: config.workers,
@@ -178,7 +188,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     },
     stop() {
       stopping ??= (async () => {
-        await source.close(SHUTDOWN_DRAIN_MS);
+        await Promise.all(sources.map((s) => s.close(SHUTDOWN_DRAIN_MS)));
         await receiving.catch((err) => log.error("receive loop failed", { error: String(err) }));
         for (const t of timers) clearInterval(t);
         await pool.stop();

@@ -44,6 +44,7 @@ import {
   httpListen,
   integer,
   keyValues,
+  listenAddresses,
   oneOf,
   readableFile,
   sampling,
@@ -66,8 +67,11 @@ export { DEFAULTS, ENV_VARS, type EnvVar, helpText, PRODUCT_NAME, PRODUCT_VERSIO
 export { ConfigError, type SamplingOverride, tracesUrl } from "./config_values.ts";
 
 export interface Config {
+  /** The first (or only) listen address; `listen` has them all. */
   listenHost: string;
   listenPort: number;
+  /** NETFLOW_LISTEN, or NETFLOW_LISTEN_HOST/PORT as its one entry. */
+  listen: { host: string; port: number }[];
   tracesExporter: "otlp" | "console" | "none";
   protocol: "grpc" | "http/protobuf";
   /** The final URL the exporter uses. */
@@ -202,8 +206,11 @@ function buildConfig(src: Source, cwd: string): Config {
   );
   const insecure = boolean(src.getOtlp("INSECURE"));
   const config: Config = {
-    listenHost: host(src.get("NETFLOW_LISTEN_HOST"), DEFAULTS.listenHost),
-    listenPort: integer(src.get("NETFLOW_LISTEN_PORT"), DEFAULTS.listenPort, 1, 65535),
+    ...listenAddresses(
+      src.get("NETFLOW_LISTEN"),
+      host(src.get("NETFLOW_LISTEN_HOST"), DEFAULTS.listenHost),
+      integer(src.get("NETFLOW_LISTEN_PORT"), DEFAULTS.listenPort, 1, 65535),
+    ),
     tracesExporter: oneOf(src.get("OTEL_TRACES_EXPORTER"), ["otlp", "console", "none"] as const, "otlp"),
     protocol,
     endpoint,

@@ -313,6 +313,35 @@ export function httpListen(v: Value | undefined): { host: string; port: number }
   return { host: h, port };
 }
 
+/** Listen addresses a process may have at most (NETFLOW_LISTEN). */
+const MAX_LISTEN = 16;
+
+/**
+ * NETFLOW_LISTEN (`0.0.0.0:2055,0.0.0.0:4739,[::]:9995`) replaces NETFLOW_LISTEN_HOST/PORT when set; the first
+ * entry is also `listenHost`/`listenPort`.
+ */
+export function listenAddresses(
+  v: Value | undefined,
+  dfltHost: string,
+  dfltPort: number,
+): { listenHost: string; listenPort: number; listen: { host: string; port: number }[] } {
+  if (!v) return { listenHost: dfltHost, listenPort: dfltPort, listen: [{ host: dfltHost, port: dfltPort }] };
+  const allowed = 'must be host:port entries, comma-separated (e.g. "0.0.0.0:2055,0.0.0.0:4739,[::]:9995")';
+  const listen: { host: string; port: number }[] = [];
+  for (const part of v.text.split(",").map((p) => p.trim()).filter((p) => p !== "")) {
+    const split = splitHostPort(part);
+    if (!split || split.host === "") fail(v, `"${part}" is not host:port; ${allowed}`);
+    if (!(split.port >= 1 && split.port <= 65535)) fail(v, `"${part}": the port must be 1-65535`);
+    const h = hostOrUndefined(split.host);
+    if (!h) fail(v, `"${part}": "${split.host}" is not an address or hostname; ${allowed}`);
+    if (listen.some((l) => l.host === h && l.port === split.port)) fail(v, `"${part}" is listed twice`);
+    listen.push({ host: h, port: split.port });
+  }
+  if (listen.length === 0) fail(v, allowed);
+  if (listen.length > MAX_LISTEN) fail(v, `at most ${MAX_LISTEN} addresses`);
+  return { listenHost: listen[0].host, listenPort: listen[0].port, listen };
+}
+
 /** Comma-separated CIDRs (or bare addresses), normalised (`10.0.0.0/8`); at least one. */
 export function cidrList(v: Value | undefined): string[] | undefined {
   if (!v) return undefined;

@@ -64,6 +64,7 @@ export const ENV_VARS: readonly EnvVar[] = [
     flag("--listen-host", "HOST", "UDP listen address (NETFLOW_LISTEN_HOST)")),
   v("NETFLOW_LISTEN_PORT", String(DEFAULTS.listenPort), "UDP listen port, 1-65535",
     flag("--listen-port", "PORT", "UDP listen port (NETFLOW_LISTEN_PORT)")),
+  v("NETFLOW_LISTEN", "", "host:port,... several listen addresses (replaces _HOST/_PORT)"),
   v("OTEL_TRACES_EXPORTER", "otlp", "otlp, console (one line per span on stdout) or none"),
   v("OTEL_EXPORTER_OTLP_ENDPOINT", `${DEFAULTS.grpcEndpoint} (grpc), ${DEFAULTS.httpEndpoint} (http)`,
     "base URL; http adds /v1/traces", {

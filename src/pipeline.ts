@@ -92,8 +92,11 @@ export class Pipeline {
   }
 
   /** Decodes one datagram (which the pipeline may keep: pass a buffer nobody reuses) and emits its trace. */
-  handle(datagram: Uint8Array, address: string, port: number, receivedAtMs: number): void {
-    for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs)) {
+  handle(datagram: Uint8Array, address: string, port: number, receivedAtMs: number, listener = 0): void {
+    // With several listen addresses, each packet names the one it came in on (netflow.collector.port).
+    const listeners = this.settings.listeners;
+    const collector = listeners !== undefined && listeners.length > 1 ? listeners[listener] : undefined;
+    for (const packet of this.decoder.decode(datagram, address, port, receivedAtMs, collector)) {
       const kind = packet.error?.kind;
       if (kind === "unknown_version" || (kind === "truncated" && datagram.length < SHORTEST_HEADER)) {
         this.logMistake(datagram, packet);

@@ -63,7 +63,7 @@ export class PipelinePool {
    */
   constructor(
     config: Config,
-    collectorPort: number,
+    listeners: { host: string; port: number }[],
     scope: { name: string; version: string },
     log: Logger,
     private readonly onSnapshot: (merged: PipelineSnapshot) => void,
@@ -116,7 +116,7 @@ export class PipelinePool {
         down.reject(error);
         onFailure(event.message);
       };
-      const settings = pipelineSettings(config, collectorPort, scope, {
+      const settings = pipelineSettings(config, listeners, scope, {
         index: i,
         restoredTemplates: restored?.[i],
       });
@@ -137,13 +137,13 @@ export class PipelinePool {
    * Queues one datagram for its Worker (`data` is copied; the source may reuse its buffer). False when that
    * Worker is {@link MAX_BATCHES_BEHIND} behind: the datagram is not taken.
    */
-  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): boolean {
+  add(data: Uint8Array, address: string, port: number, receivedAtMs: number, listener = 0): boolean {
     const i = this.size === 1 ? 0 : shardOf(address, datagramDomain(data), this.size);
     if (this.posted[i] - this.handled[i] >= MAX_BATCHES_BEHIND) return false;
     const batch = this.batches[i];
-    if (!batch.add(data, address, port, receivedAtMs)) {
+    if (!batch.add(data, address, port, receivedAtMs, listener)) {
       this.send(i);
-      batch.add(data, address, port, receivedAtMs);
+      batch.add(data, address, port, receivedAtMs, listener);
     }
     this.lingering ??= setTimeout(() => this.flush(), BATCH_LINGER_MS);
     return true;

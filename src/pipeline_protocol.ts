@@ -21,6 +21,8 @@ export interface PipelineSettings extends Config {
   scopeVersion: string;
   /** 0 … `workers` − 1. */
   workerIndex: number;
+  /** The bound listen addresses (NETFLOW_LISTEN), by the batch records' listener index. */
+  listeners: { host: string; port: number }[];
   /** This Worker's part of NETFLOW_TEMPLATE_CACHE_FILE, parsed (restore() validates it). */
   restoredTemplates?: unknown;
 }
@@ -28,11 +30,14 @@ export interface PipelineSettings extends Config {
 /** One Worker's settings. The queue and spool bounds are the process's, shared out: each Worker gets its part. */
 export function pipelineSettings(
   config: Config,
-  collectorPort: number,
+  collectorPort: number | { host: string; port: number }[],
   scope: { name: string; version: string },
   worker: { index: number; restoredTemplates?: unknown } = { index: 0 },
 ): PipelineSettings {
   const n = config.workers;
+  const listeners = typeof collectorPort === "number"
+    ? [{ host: config.listenHost, port: collectorPort }]
+    : collectorPort;
   const maxQueueSize = Math.max(1, Math.floor(config.bsp.maxQueueSize / n));
   return {
     ...config,
@@ -43,8 +48,9 @@ export function pipelineSettings(
     },
     spoolDir: config.spoolDir === undefined ? undefined : workerSpoolDir(config.spoolDir, worker.index, n),
     spoolMaxBytes: Math.max(MIN_SPOOL_SHARE, Math.floor(config.spoolMaxBytes / n)),
-    collectorHost: config.listenHost,
-    collectorPort,
+    collectorHost: listeners[0].host,
+    collectorPort: listeners[0].port,
+    listeners,
     scopeName: scope.name,
     scopeVersion: scope.version,
     workerIndex: worker.index,
@@ -82,11 +88,12 @@ export type WorkerReply =
 
 /** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */
 const BATCH_BYTES = 64 * 1024;
-/** Per record: receive time (f64), port (u16), address length (u8), payload length (u32). */
-const RECORD_HEADER = 8 + 2 + 1 + 4;
+/** Per record: receive time (f64), port (u16), listener (u8), address length (u8), payload length (u32). */
+const RECORD_HEADER = 8 + 2 + 1 + 1 + 4;
 
 /**
- * Packs datagrams into a buffer: `[f64 receivedAtMs][u16 port][u8 n][n bytes address][u32 len][len bytes]`.
+ * Packs datagrams into a buffer: `[f64 receivedAtMs][u16 port][u8 listener][u8 n][n bytes address][u32 len]
+ * [len bytes]`; `listener` indexes {@link PipelineSettings.listeners}.
  */
 export class BatchWriter {
   private buffer = new ArrayBuffer(BATCH_BYTES);
@@ -96,7 +103,7 @@ export class BatchWriter {
   count = 0;
 
   /** False when the datagram does not fit: take() the batch, then add again. */
-  add(data: Uint8Array, address: string, port: number, receivedAtMs: number): boolean {
+  add(data: Uint8Array, address: string, port: number, receivedAtMs: number, listener = 0): boolean {
     const need = RECORD_HEADER + address.length + data.length;
     if (this.pos + need > this.buffer.byteLength) {
       if (this.count > 0) return false;
@@ -106,8 +113,9 @@ export class BatchWriter {
     let p = this.pos;
     v.setFloat64(p, receivedAtMs);
     v.setUint16(p + 8, port);
-    v.setUint8(p + 10, address.length);
-    p += 11;
+    v.setUint8(p + 10, listener);
+    v.setUint8(p + 11, address.length);
+    p += 12;
     for (let i = 0; i < address.length; i++) this.bytes[p++] = address.charCodeAt(i);
     v.setUint32(p, data.length);
     this.bytes.set(data, p + 4);
@@ -138,7 +146,7 @@ export class BatchWriter {
 export function readBatch(
   buffer: ArrayBuffer,
   count: number,
-  fn: (datagram: Uint8Array, address: string, port: number, receivedAtMs: number) => void,
+  fn: (datagram: Uint8Array, address: string, port: number, receivedAtMs: number, listener: number) => void,
 ): void {
   const bytes = new Uint8Array(buffer);
   const view = new DataView(buffer);
@@ -146,14 +154,15 @@ export function readBatch(
   for (let i = 0; i < count; i++) {
     const receivedAtMs = view.getFloat64(p);
     const port = view.getUint16(p + 8);
-    const n = view.getUint8(p + 10);
-    p += 11;
+    const listener = view.getUint8(p + 10);
+    const n = view.getUint8(p + 11);
+    p += 12;
     const address = String.fromCharCode.apply(null, bytes.subarray(p, p + n) as unknown as number[]);
     p += n;
     const len = view.getUint32(p);
     p += 4;
     // The decoder may hold a datagram until its template arrives: a copy keeps the batch buffer collectable.
-    fn(bytes.slice(p, p + len), address, port, receivedAtMs);
+    fn(bytes.slice(p, p + len), address, port, receivedAtMs, listener);
     p += len;
   }
 }

@@ -39,8 +39,8 @@ scope.onmessage = (event) => {
     }
     case "batch":
       batches++;
-      readBatch(msg.buffer, msg.count, (datagram, address, port, receivedAtMs) => {
-        pipeline!.handle(datagram, address, port, receivedAtMs);
+      readBatch(msg.buffer, msg.count, (datagram, address, port, receivedAtMs, listener) => {
+        pipeline!.handle(datagram, address, port, receivedAtMs, listener);
       });
       break;
     case "enrich":

@@ -8,7 +8,8 @@ import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { formatJsonLine } from "../src/log.ts";
 import { plainAddress } from "../src/netflow/addresses.ts";
-import { startCollectorProcess } from "./support/collector.ts";
+import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
+import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { B } from "./support/bytes.ts";
 import { ipfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
 
@@ -137,4 +138,48 @@ Deno.test({
       await collector.exited;
     }
   },
+});
+
+Deno.test("several listen addresses in one process (IPv4 and IPv6): each export span names the port it came in on", async () => {
+  const p1 = freeUdpPort(), p2 = freeUdpPort();
+  let p6 = 0;
+  try {
+    p6 = freeUdpPort("::1");
+  } catch { /* no IPv6 loopback here: IPv4 only */ }
+  const receiver = await startOtlpReceiver({ protocol: "grpc" });
+  const listen = [`127.0.0.1:${p1}`, `127.0.0.1:${p2}`, ...(p6 ? [`[::1]:${p6}`] : [])].join(",");
+  const collector = await startCollectorProcess({
+    NETFLOW_LISTEN: listen,
+    NETFLOW_LISTEN_PORT: String(p1), // ignored when NETFLOW_LISTEN is set (the test helper needs one)
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    NETFLOW_STATS_INTERVAL: "0",
+  });
+  const v4 = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const v6 = p6 ? Deno.listenDatagram({ hostname: "::1", port: 0, transport: "udp" }) : undefined;
+  try {
+    assert.match(
+      collector.stderr(),
+      new RegExp(`listen=udp://127\\.0\\.0\\.1:${p1},udp://127\\.0\\.0\\.1:${p2}`),
+    );
+    await v4.send(v5(), { transport: "udp", hostname: "127.0.0.1", port: p1 });
+    await v4.send(v5(), { transport: "udp", hostname: "127.0.0.1", port: p2 });
+    if (v6) await v6.send(v5(), { transport: "udp", hostname: "::1", port: p6 });
+    const n = p6 ? 3 : 2;
+    const spans = await receiver.waitForSpans(n * 3, 10_000);
+    const roots = spans.filter((s) => s.name === "netflow.export");
+    const seen = roots.map((r) =>
+      `${r.attributes["netflow.collector.host"]} ${r.attributes["netflow.collector.port"]}`
+    );
+    const expected = [`127.0.0.1 ${p1}`, `127.0.0.1 ${p2}`, ...(p6 ? [`::1 ${p6}`] : [])];
+    assert.deepEqual(seen.sort(), expected.sort());
+    if (p6) assert.ok(roots.some((r) => r.attributes["netflow.exporter.address"] === "::1"));
+    assert.equal(await collector.stop(), 0);
+  } finally {
+    v4.close();
+    v6?.close();
+    collector.kill("SIGKILL");
+    await collector.exited;
+    await receiver.close();
+  }
 });

@@ -371,9 +371,17 @@ Deno.test("a Worker that falls 512 batches behind gets no more until it catches 
   const cli = parseCli([], { OTEL_TRACES_EXPORTER: "none", NETFLOW_WORKERS: "1" }, Deno.makeTempDirSync());
   assert.ok(cli.kind === "run");
   let snapshots = 0;
-  const pool = new PipelinePool(cli.config, 2055, { name: "t", version: "1" }, createLogger("ERROR"), () => {
-    snapshots++;
-  }, (message) => assert.fail(message));
+  const listeners = [{ host: "127.0.0.1", port: 2055 }];
+  const pool = new PipelinePool(
+    cli.config,
+    listeners,
+    { name: "t", version: "1" },
+    createLogger("ERROR"),
+    () => {
+      snapshots++;
+    },
+    (message) => assert.fail(message),
+  );
   await pool.whenReady();
   // 40 KB datagrams, one per batch: while this loop runs the Worker cannot report, so it is as far behind
   // as the loop has posted.

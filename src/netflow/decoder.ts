@@ -31,6 +31,8 @@ export class NetflowDecoder {
     exporterAddress: string,
     exporterPort: number,
     receivedAtMs: number,
+    /** The listen address it came in on, when the collector has several. */
+    collector?: { host: string; port: number },
   ): ExportPacket[] {
     const packet: ExportPacket = {
       version: 0,
@@ -40,6 +42,10 @@ export class NetflowDecoder {
       receivedAtMs,
       flows: [],
     };
+    if (collector !== undefined) {
+      packet.collectorHost = collector.host;
+      packet.collectorPort = collector.port;
+    }
     if (datagram.length < 2) {
       packet.error = {
         kind: "truncated",

@@ -186,5 +186,9 @@ function headerCopy(p: ExportPacket): ExportPacket {
   if (p.sequence !== undefined) c.sequence = p.sequence;
   if (p.sourceId !== undefined) c.sourceId = p.sourceId;
   if (p.observationDomainId !== undefined) c.observationDomainId = p.observationDomainId;
+  if (p.collectorPort !== undefined) {
+    c.collectorHost = p.collectorHost;
+    c.collectorPort = p.collectorPort;
+  }
   return c;
 }

@@ -81,6 +81,12 @@ export interface ExportPacket {
   version: number;
   exporterAddress: string;
   exporterPort: number;
+  /**
+   * The listen address the datagram came in on, when the collector has several (NETFLOW_LISTEN); the span
+   * layer otherwise names the one it was given.
+   */
+  collectorHost?: string;
+  collectorPort?: number;
   /** The exporter's name from the enrichment file (NETFLOW_ENRICH_FILE), set by the pipeline. */
   exporterName?: string;
   /** Size of the datagram in bytes. */
