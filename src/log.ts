@@ -173,9 +173,14 @@ export function rateLimited(
   logger: Logger,
   intervalMs: number,
   now: () => number = () => performance.now(),
-  { reportSuppressed = true }: { reportSuppressed?: boolean } = {},
+  { reportSuppressed = true, maxLines = Infinity }: {
+    reportSuppressed?: boolean;
+    /** Lines at most per interval over all keys (a spray of spoofed sources must not flood the log). */
+    maxLines?: number;
+  } = {},
 ): RateLimitedLogger {
   const state = new Map<string, { last: number; suppressed: number }>();
+  let windowStart = -Infinity, windowLines = 0;
   const prune = (t: number) => {
     for (const [k, s] of state) if (t - s.last >= intervalMs) state.delete(k);
     // Still full of keys all seen within the interval: forget the oldest half rather than grow.
@@ -199,6 +204,15 @@ export function rateLimited(
         s.suppressed++;
         return false;
       }
+      if (t - windowStart >= intervalMs) {
+        windowStart = t;
+        windowLines = 0;
+      }
+      if (windowLines >= maxLines) {
+        if (s) s.suppressed++;
+        return false;
+      }
+      windowLines++;
       const suppressed = s?.suppressed ?? 0;
       if (s) {
         // Re-insert so iteration order stays oldest-first for pruning.

@@ -23,8 +23,10 @@ const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
 const LIMIT_LOG_INTERVAL_MS = 60_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
-/** At most one line per source and mistake (sFlow, unknown version, too short) in this interval. */
+/** At most one line per source and mistake (sFlow, unknown version, too short) in this interval… */
 const MISTAKE_LOG_INTERVAL_MS = 60_000;
+/** …and this many in all (a spray of spoofed sources must not flood the log; decode_errors_total counts). */
+const MISTAKE_LINES = 20;
 /** The shortest NetFlow/IPFIX header (v1, IPFIX: 16 octets); anything shorter is not a flow export at all. */
 const SHORTEST_HEADER = 16;
 /** Exporter / version / domain keys remembered for the first-contact line; the oldest is forgotten beyond. */
@@ -67,7 +69,7 @@ export class Pipeline {
     onTemplates: (exporters: string) => void = () => {},
   ) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
-    this.mistakeLog = rateLimited(log, MISTAKE_LOG_INTERVAL_MS);
+    this.mistakeLog = rateLimited(log, MISTAKE_LOG_INTERVAL_MS, undefined, { maxLines: MISTAKE_LINES });
     this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
       reportSuppressed: false,
     });

@@ -46,6 +46,8 @@ const MAX_BATCHES_BEHIND = 512;
 
 export class PipelinePool {
   readonly size: number;
+  /** Route by exporter and domain; by exporter alone while NETFLOW_RATE_LIMIT is set (one budget per exporter). */
+  private readonly byDomain: boolean;
   private readonly workers: Worker[] = [];
   private readonly batches: BatchWriter[] = [];
   private readonly snapshots: (PipelineSnapshot | undefined)[];
@@ -70,6 +72,7 @@ export class PipelinePool {
     onFailure: (message: string) => void,
   ) {
     const n = this.size = config.workers;
+    this.byDomain = config.rateLimit === undefined;
     this.snapshots = new Array(n).fill(undefined);
     this.posted = new Array(n).fill(0);
     this.handled = new Array(n).fill(0);
@@ -80,7 +83,7 @@ export class PipelinePool {
       }
     }
     const restored = config.templateCacheFile
-      ? readTemplateFile(config.templateCacheFile, n, log)
+      ? readTemplateFile(config.templateCacheFile, n, this.byDomain, log)
       : undefined;
     if (config.templateCacheFile) {
       this.templateFile = new TemplateFileWriter(config.templateCacheFile, restored, n, log);
@@ -138,7 +141,7 @@ export class PipelinePool {
    * Worker is {@link MAX_BATCHES_BEHIND} behind: the datagram is not taken.
    */
   add(data: Uint8Array, address: string, port: number, receivedAtMs: number, listener = 0): boolean {
-    const i = this.size === 1 ? 0 : shardOf(address, datagramDomain(data), this.size);
+    const i = this.size === 1 ? 0 : shardOf(address, this.byDomain ? datagramDomain(data) : 0, this.size);
     if (this.posted[i] - this.handled[i] >= MAX_BATCHES_BEHIND) return false;
     const batch = this.batches[i];
     if (!batch.add(data, address, port, receivedAtMs, listener)) {

@@ -2,13 +2,18 @@
  * The span budget per exporter (NETFLOW_RATE_LIMIT, SPEC §3 and §5). Some exporters keep no flow cache
  * (Juniper PTX/ACX on Junos Evolved export every sampled packet as its own record) and a flood or a
  * misconfigured router can send a hundred times its usual volume. Above the budget, an exporter's flows are
- * sampled systematically 1-in-N, N chosen per second from its rate (this second's so far, or the last
- * one's, whichever is higher), and each kept flow's sampling interval is multiplied by N and marked
+ * sampled systematically 1-in-N, N chosen per second from its rate (the last second's, or this second's so
+ * far, projected over the whole second once it is over the budget, whichever is higher: so a burst after a
+ * quiet second is thinned from its start), and each kept flow's sampling interval is
+ * multiplied by N and marked
  * `netflow.flow.rate_limited`, so estimated counters still sum to what was sent. Traces stay whole: a packet
- * keeps fewer flow spans, and `netflow.flow.count` says how many.
+ * keeps fewer flow spans, and `netflow.flow.count` says how many. With several pipeline Workers the
+ * collector routes by exporter address alone while a limit is set, so one limiter sees all of an exporter.
  */
 import type { ExportPacket, Flow } from "./netflow/types.ts";
 
+/** The least part of a second a rate is projected from (earlier in the second, a few packets say little). */
+const MIN_ELAPSED_S = 0.25;
 /** Exporters the limiter remembers; the least recently seen is forgotten beyond it. */
 const MAX_EXPORTERS = 10_000;
 
@@ -38,7 +43,12 @@ export class RateLimiter {
     if (flows.length === 0) return 0;
     const r = this.#rate(packet.exporterAddress, Math.floor(packet.receivedAtMs / 1000));
     r.count += flows.length;
-    const rate = Math.max(r.count, r.previous);
+    // Over the budget already this second: project the count over the whole second, so a burst after a
+    // quiet second is thinned from its start rather than once N has crept up.
+    const projected = r.count > this.#limit
+      ? r.count / Math.max(MIN_ELAPSED_S, (packet.receivedAtMs % 1000) / 1000)
+      : r.count;
+    const rate = Math.max(projected, r.previous);
     if (rate <= this.#limit) {
       r.seen += flows.length;
       return 0;

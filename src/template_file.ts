@@ -9,8 +9,16 @@ import type { Logger } from "./log.ts";
 import { joinSnapshotParts, selectSnapshot } from "./netflow/snapshot_format.ts";
 import { shardOf } from "./shard.ts";
 
-/** The file's state for each of `workers` Workers (undefined: no file yet, or unreadable, which is logged). */
-export function readTemplateFile(path: string, workers: number, log: Logger): unknown[] | undefined {
+/**
+ * The file's state for each of `workers` Workers, split as the pool routes (by exporter and domain, or by
+ * exporter alone); undefined: no file yet, or unreadable (logged).
+ */
+export function readTemplateFile(
+  path: string,
+  workers: number,
+  byDomain: boolean,
+  log: Logger,
+): unknown[] | undefined {
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -30,7 +38,8 @@ export function readTemplateFile(path: string, workers: number, log: Logger): un
   if (workers === 1) return [state];
   return Array.from(
     { length: workers },
-    (_, i) => selectSnapshot(state, (address, domain) => shardOf(address, domain, workers) === i),
+    (_, i) =>
+      selectSnapshot(state, (address, domain) => shardOf(address, byDomain ? domain : 0, workers) === i),
   );
 }
 

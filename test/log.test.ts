@@ -94,3 +94,16 @@ Deno.test("rateLimited stays bounded under a flood of distinct keys", () => {
   for (let i = 0; i < 50_000; i++) limited.log("INFO", `exporter-${i}`, "waiting");
   assert.ok(limited.size <= 10_000, `size ${limited.size}`);
 });
+
+Deno.test("rate-limited log: maxLines caps lines over all keys per interval (a spray of sources)", () => {
+  const lines: string[] = [];
+  let t = 0;
+  const log = createLogger("INFO", { write: (l) => lines.push(l) });
+  const limited = rateLimited(log, 60_000, () => t, { maxLines: 3 });
+  for (let i = 0; i < 100; i++) limited.log("WARNING", `10.0.0.${i}`, "dropped", { exporter: `10.0.0.${i}` });
+  assert.equal(lines.length, 3);
+  t = 60_000; // the next interval: room again, and a known key reports what it held back
+  limited.log("WARNING", "10.0.0.0", "dropped", { exporter: "10.0.0.0" });
+  limited.log("WARNING", "10.0.0.50", "dropped", { exporter: "10.0.0.50" });
+  assert.equal(lines.length, 5);
+});

@@ -342,24 +342,52 @@ Deno.test("merged views: counts add up, and export is failing while any Worker f
   assert.equal(combinedExportStatus([ok, ok]).state, "ok");
 });
 
-Deno.test("spool: a change of Worker count hands every batch to a Worker of the new run, in order", () => {
+Deno.test("spool: a change of Worker count hands every batch to a Worker of the new run, balanced, chains whole", () => {
   const base = Deno.makeTempDirSync();
-  const write = (dir: string, n: number) => {
+  // A batch body says where it was written: [run, index]; `chain` marks batches that continue a packet.
+  const write = (dir: string, run: number, n: number, chain = false) => {
     const spool = new Spool(dir);
     spool.open();
-    for (let i = 0; i < n; i++) spool.add(new Uint8Array([n, i]), 3, 1, false, false);
+    for (let i = 0; i < n; i++) spool.add(new Uint8Array([run, i]), 3, 1, chain && i > 0, chain && i < n - 1);
   };
-  // A one-Worker run left 2 batches in the directory itself, a four-Worker run 1–4 in worker-0 … worker-3.
-  write(base, 2);
-  for (let w = 0; w < 4; w++) write(workerSpoolDir(base, w, 4), w + 1);
+  // A one-Worker run left 2 batches in the directory itself; a four-Worker run 1–4 in worker-0 … worker-3,
+  // worker-3's four a single chain (one packet straddling four requests).
+  write(base, 9, 2);
+  for (let w = 0; w < 4; w++) write(workerSpoolDir(base, w, 4), w, w + 1, w === 3);
   assert.equal(adoptSpools(base, 2), 2 + 3 + 4);
   const bodies = (dir: string) => {
     const spool = new Spool(dir);
     return spool.open().entries.map((e) => Array.from(spool.read(e) as Uint8Array).join("."));
   };
-  // Worker 0 of 2: its own (1), then the directory's (2), then worker-2's (3); worker 1: its 2, worker-3's 4.
-  assert.deepEqual(bodies(workerSpoolDir(base, 0, 2)), ["1.0", "2.0", "2.1", "3.0", "3.1", "3.2"]);
-  assert.deepEqual(bodies(workerSpoolDir(base, 1, 2)), ["2.0", "2.1", "4.0", "4.1", "4.2", "4.3"]);
+  const w0 = bodies(workerSpoolDir(base, 0, 2)), w1 = bodies(workerSpoolDir(base, 1, 2));
+  // Every batch once, the Workers within one chain's size of each other, each origin's order kept.
+  assert.deepEqual([...w0, ...w1].sort(), [
+    "0.0",
+    "1.0",
+    "1.1",
+    "2.0",
+    "2.1",
+    "2.2",
+    "3.0",
+    "3.1",
+    "3.2",
+    "3.3",
+    "9.0",
+    "9.1",
+  ]);
+  assert.ok(Math.abs(w0.length - w1.length) <= 4, `${w0} | ${w1}`);
+  for (const list of [w0, w1]) {
+    for (const run of ["9", "2", "3"]) {
+      const mine = list.filter((b) => b.startsWith(`${run}.`));
+      assert.deepEqual(mine, [...mine].sort(), `run ${run} in order`);
+    }
+  }
+  const chainIn = [w0, w1].filter((list) => list.some((b) => b.startsWith("3.")));
+  assert.equal(chainIn.length, 1, "the chain stayed in one Worker");
+  const chain = chainIn[0].filter((b) => b.startsWith("3."));
+  assert.deepEqual(chain, ["3.0", "3.1", "3.2", "3.3"]);
+  const at = chainIn[0].indexOf("3.0");
+  assert.deepEqual(chainIn[0].slice(at, at + 4), chain, "consecutive, so a spool eviction keeps it whole");
   assert.deepEqual(Deno.readDirSync(base).map((e) => e.name).toArray().sort(), ["worker-0", "worker-1"]);
   // Back to one Worker: everything returns to the directory itself.
   assert.equal(adoptSpools(base, 1), 12);

@@ -11,10 +11,12 @@
  *   restart: the stream re-synchronises without reporting a loss.
  *
  * softflowd numbers each IPFIX message with the data records sent *including* its own (RFC 7011 §3.1: those
- * sent before it). Where a stream allows it ({@link SequenceLimits.inclusiveNumbering}), the first message
- * whose number fits only that numbering settles the stream on it (and one that fits only the RFC's settles
- * it on the RFC's); such a stream is then read shifted by each message's own count, so a loss-free one
- * reports no loss, and a lost message is counted as exactly its records.
+ * sent before it). Where a stream allows it ({@link SequenceLimits.inclusiveNumbering}), messages whose
+ * record count differs from the previous one's tell the two apart: two in a row that fit only one
+ * numbering (with no gap between) settle the stream on it, and two that fit only the other later switch it
+ * back; a restart forgets it. An inclusive stream is read shifted by each message's own count, so a
+ * loss-free one reports no loss, and a lost message counts as exactly its records. Until the stream is
+ * settled, a message that fits either numbering reports no loss.
  */
 
 export interface SequenceLimits {
@@ -43,10 +45,13 @@ export interface SequenceStream {
   next: number;
   /** What would follow the last backward (late) packet, or −1; used to spot restarts. */
   backNext: number;
-  /** The previous message's sequence number as sent, or −1 (only where numbering is recognised). */
+  /** The previous message's sequence number as sent and its count, or −1 (only where numbering is recognised). */
   last: number;
+  lastCount: number;
   /** One of NUMBERING_UNKNOWN, NUMBERING_RFC, NUMBERING_INCLUSIVE. */
   numbering: number;
+  /** Messages in a row that fitted only the RFC's numbering (> 0) or only the inclusive one (< 0). */
+  votes: number;
 }
 
 /**
@@ -60,7 +65,19 @@ export function observeSequence(
   count: number,
   limits: SequenceLimits,
 ): number {
+  const raw = seq;
   if (limits.inclusiveNumbering && count >= 0) seq = recogniseNumbering(s, seq, count);
+  const result = follow(s, seq, count, limits);
+  if (result === SEQ_RESTART && limits.inclusiveNumbering) {
+    // A restarted exporter may be another program: learn its numbering again, in the RFC's terms.
+    s.numbering = NUMBERING_UNKNOWN;
+    s.votes = 0;
+    s.next = count >= 0 ? (raw + count) >>> 0 : -1;
+  }
+  return result;
+}
+
+function follow(s: SequenceStream, seq: number, count: number, limits: SequenceLimits): number {
   const after = count >= 0 ? (seq + count) >>> 0 : -1;
   if (s.next < 0) {
     s.next = after;
@@ -87,19 +104,35 @@ export function observeSequence(
   return SEQ_REORDER;
 }
 
+/** Messages in a row that fit only one numbering before the stream is settled on it. */
+const VOTES_TO_SETTLE = 2;
+
 /**
- * The RFC-numbered equivalent of `seq`: itself, or, on a stream numbered inclusively, `seq − count`. Settles
- * an unknown stream's numbering on the first message that tells the two apart.
+ * The RFC-numbered equivalent of `seq`: itself, or, on a stream numbered inclusively, `seq − count`. Counts
+ * the evidence for either numbering (see the module comment) and re-bases the expectation when it settles.
  */
 function recogniseNumbering(s: SequenceStream, seq: number, count: number): number {
-  const last = s.last;
+  const last = s.last, lastCount = s.lastCount;
   s.last = seq;
-  if (s.numbering === NUMBERING_UNKNOWN && last >= 0 && s.next >= 0) {
-    const rfc = seq === s.next, inclusive = ((seq - count) >>> 0) === last;
-    if (inclusive && !rfc) {
-      s.numbering = NUMBERING_INCLUSIVE;
-      s.next = last; // the previous message, read shifted by its own count, ended where it was numbered
-    } else if (rfc && !inclusive) s.numbering = NUMBERING_RFC;
+  s.lastCount = count;
+  if (last < 0 || lastCount < 0 || s.next < 0) {
+    return s.numbering === NUMBERING_INCLUSIVE ? (seq - count) >>> 0 : seq;
   }
+  const rfc = seq === ((last + lastCount) >>> 0), inclusive = seq === ((last + count) >>> 0);
+  if (rfc !== inclusive) {
+    s.votes = rfc ? Math.max(s.votes, 0) + 1 : Math.min(s.votes, 0) - 1;
+    const wanted = s.votes >= VOTES_TO_SETTLE
+      ? NUMBERING_RFC
+      : s.votes <= -VOTES_TO_SETTLE
+      ? NUMBERING_INCLUSIVE
+      : -1;
+    if (wanted !== -1 && wanted !== s.numbering) {
+      s.numbering = wanted;
+      // The expectation in the new numbering's terms: where the previous message ended.
+      s.next = wanted === NUMBERING_INCLUSIVE ? last : (last + lastCount) >>> 0;
+    } else if (s.numbering === NUMBERING_UNKNOWN && inclusive) {
+      s.next = seq; // not settled yet: a message that fits one numbering is no loss
+    }
+  } else if (!rfc) s.votes = 0; // a gap or a late message: no evidence either way
   return s.numbering === NUMBERING_INCLUSIVE ? (seq - count) >>> 0 : seq;
 }

@@ -54,6 +54,9 @@ export function snapshotTemplates(exporters: ExporterTable): unknown {
   return { format: SNAPSHOT_FORMAT, version: SNAPSHOT_VERSION, exporters: out };
 }
 
+/** Entries one exporter may have in a snapshot joined from several Workers (NETFLOW_WORKERS is at most 64). */
+const MAX_PARTS_PER_EXPORTER = 64;
+
 /**
  * Restores a {@link snapshotTemplates} snapshot. Malformed entries are skipped; what exceeds the bounds
  * (fields per template, template count and bytes per exporter and in total) is refused or evicted and
@@ -69,8 +72,15 @@ export function restoreTemplates(
   if (!isObject(state) || state.format !== SNAPSHOT_FORMAT || state.version !== SNAPSHOT_VERSION) return 0;
   if (!Array.isArray(state.exporters)) return 0;
   let restored = 0;
-  for (const ex of state.exporters.slice(0, options.maxExporters)) {
+  // Bounded by distinct addresses: a file joined from several Workers' parts names an exporter once per
+  // Worker that held some of its domains (at most 64), so entries are bounded by that many times as well.
+  const addresses = new Set<string>();
+  for (const ex of state.exporters.slice(0, options.maxExporters * MAX_PARTS_PER_EXPORTER)) {
     if (!isObject(ex) || typeof ex.address !== "string" || ex.address.length > 256) continue;
+    if (!addresses.has(ex.address)) {
+      if (addresses.size >= options.maxExporters) continue;
+      addresses.add(ex.address);
+    }
     const exporter = exporters.touchExporter(ex.address);
     if (Array.isArray(ex.domains)) {
       for (const d of ex.domains) {

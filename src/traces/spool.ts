@@ -190,10 +190,11 @@ export function workerSpoolDir(base: string, index: number, count: number): stri
 
 /**
  * Run before the Workers open their spools: batches that a run with another NETFLOW_WORKERS left where no
- * Worker of this run looks are handed on, so a change of Worker count loses nothing. With one Worker it
- * takes every `worker-N` directory's batches; with several, Worker 0 takes those of the directory itself
- * and Worker `N mod count` those of `worker-N` for N ≥ count. Moved batches keep their order and are
- * renumbered after the batches already there. Returns how many moved.
+ * Worker of this run looks (the directory itself when there are several Workers now, `worker-N` directories
+ * beyond the new count, or all of them when there is one) are handed on, so a change of Worker count loses
+ * nothing. Each chain of batches (a packet's spans may straddle batches) goes whole, in order, to the Worker
+ * holding the fewest bytes then, so no Worker receives more than its share of NETFLOW_SPOOL_MAX_BYTES
+ * evicts at once. Moved batches are renumbered after those already there. Returns how many moved.
  */
 export function adoptSpools(base: string, count: number): number {
   let names: string[];
@@ -202,41 +203,59 @@ export function adoptSpools(base: string, count: number): number {
   } catch {
     return 0; // no spool yet
   }
-  let moved = 0;
-  if (count > 1 && names.some((n) => NAME.test(n))) {
-    moved += moveBatches(base, workerSpoolDir(base, 0, count));
-  }
-  for (const name of names) {
+  const orphans: string[] = [];
+  if (count > 1 && names.some((n) => NAME.test(n))) orphans.push(base);
+  for (const name of names.sort()) {
     const m = WORKER_DIR.exec(name);
-    if (!m || (count > 1 && Number(m[1]) < count)) continue;
-    const from = join(base, name);
-    moved += moveBatches(from, workerSpoolDir(base, Number(m[1]) % count, count));
-    try {
-      rmdirSync(from);
-    } catch { /* something else lives there: leave it */ }
+    if (m && (count === 1 || Number(m[1]) >= count)) orphans.push(join(base, name));
   }
-  return moved;
-}
-
-function moveBatches(from: string, to: string): number {
-  mkdirSync(to, { recursive: true });
-  let next = 1;
-  for (const name of readdirSync(to)) {
-    const m = NAME.exec(name);
-    if (m) next = Math.max(next, Number(m[1]) + 1);
-  }
-  let moved = 0;
-  for (const name of readdirSync(from).sort()) {
-    if (TEMP.test(name)) {
+  if (orphans.length === 0) return 0;
+  const targets = Array.from({ length: count }, (_, i) => {
+    const dir = workerSpoolDir(base, i, count);
+    mkdirSync(dir, { recursive: true });
+    let bytes = 0, next = 1;
+    for (const name of readdirSync(dir)) {
+      const m = NAME.exec(name);
+      if (!m) continue;
+      next = Math.max(next, Number(m[1]) + 1);
       try {
-        unlinkSync(join(from, name));
-      } catch { /* gone already */ }
+        bytes += statSync(join(dir, name)).size;
+      } catch { /* gone */ }
     }
-    if (!NAME.test(name)) continue;
-    renameSync(join(from, name), join(to, `${String(next++).padStart(16, "0")}.otlp`));
-    moved++;
+    return { dir, bytes, next, moved: false };
+  });
+  let moved = 0;
+  for (const dir of orphans) {
+    // open() lists the readable batches oldest first (and removes half-written temporary files).
+    const entries = new Spool(dir).open().entries;
+    let chain: SpoolEntry[] = [];
+    const place = () => {
+      if (chain.length === 0) return;
+      const t = targets.reduce((a, b) => (b.bytes < a.bytes ? b : a));
+      for (const e of chain) {
+        renameSync(e.path, join(t.dir, `${String(t.next++).padStart(16, "0")}.otlp`));
+        t.bytes += e.bytes;
+        moved++;
+      }
+      t.moved = true;
+      chain = [];
+    };
+    for (const e of entries) {
+      // A batch that does not continue the previous one (or follows one that ended a packet) starts a chain.
+      const previous = chain.at(-1);
+      if (previous !== undefined && !(e.continued && previous.endsInside && e.seq === previous.seq + 1)) {
+        place();
+      }
+      chain.push(e);
+    }
+    place();
+    if (dir !== base) {
+      try {
+        rmdirSync(dir);
+      } catch { /* something else lives there: leave it */ }
+    }
   }
-  if (moved > 0) syncDirectory(to);
+  for (const t of targets) if (t.moved) syncDirectory(t.dir);
   return moved;
 }
 
