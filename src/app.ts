@@ -129,6 +129,23 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     exportStatus: () => exportStatus,
     healthy: () => health.healthy(),
   };
+  // The status page's JSON (src/status_page.ts): summaries only, never flows.
+  const statusApi = (path: string): unknown => {
+    if (path === "/api/exporters") return { nowMs: Date.now(), exporters: pool.exporters() };
+    if (path === "/api/export") {
+      return {
+        exporter: config.tracesExporter,
+        endpoint: config.tracesExporter === "otlp" ? config.endpoint : undefined,
+        protocol: config.tracesExporter === "otlp" ? config.protocol : undefined,
+        ...exportStatus,
+        flowsReceived: ingest.flows,
+        books: exported,
+        queueDepth,
+        queueCapacity: config.bsp.maxQueueSize,
+      };
+    }
+    return undefined;
+  };
   let httpServer: HttpServer | undefined;
   try {
     await pool.whenReady();
@@ -137,6 +154,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         metrics: () => prometheusText(metricsSources),
         healthy: () => health.healthy(),
         healthDetail: () => health.detail(exported),
+        api: (path) => statusApi(path),
       });
     }
   } catch (err) {

@@ -1,6 +1,7 @@
 /**
- * The optional HTTP endpoint (`NETFLOW_HTTP_LISTEN`): `/healthz` for probes and `/metrics` in the Prometheus
- * text format. node:http, so it is the same code on Deno and Bun.
+ * The optional HTTP endpoint (`NETFLOW_HTTP_LISTEN`): `/healthz` for probes, `/metrics` in the Prometheus
+ * text format, and the status page `/` with its JSON under `/api/` (status_page.ts). GET and HEAD only.
+ * node:http, so it is the same code on Deno and Bun.
  *
  * ```ts
  * const server = await startHttpServer("127.0.0.1", 9464, { metrics: () => "up 1\n", healthy: () => true });
@@ -12,6 +13,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { formatHostPort } from "./netflow/addresses.ts";
 import { BindError } from "./udp/source.ts";
+import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status_page.ts";
 
 export interface HttpHandlers {
   /** The body of `/metrics` (Prometheus text exposition format 0.0.4). */
@@ -20,6 +22,8 @@ export interface HttpHandlers {
   healthy: () => boolean;
   /** Lines that follow "ok" / "unhealthy" in `/healthz` (the export state). */
   healthDetail?: () => string;
+  /** The status page's data: the JSON value for an `/api/…` path, or undefined (404). */
+  api?: (path: string) => unknown;
 }
 
 export interface HttpServer {
@@ -48,7 +52,17 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
         return handlers.healthy() ? reply(200, `ok\n${detail}`) : reply(503, `unhealthy\n${detail}`);
       }
       if (path === "/metrics") return reply(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
-      return reply(404, "not found: try /metrics or /healthz\n");
+      if (handlers.api !== undefined) {
+        if (path === "/") {
+          res.setHeader("content-security-policy", STATUS_PAGE_CSP);
+          return reply(200, STATUS_PAGE, "text/html; charset=utf-8");
+        }
+        if (path.startsWith("/api/")) {
+          const value = handlers.api(path);
+          if (value !== undefined) return reply(200, JSON.stringify(value), "application/json");
+        }
+      }
+      return reply(404, "not found: try /, /metrics or /healthz\n");
     } catch (err) {
       return reply(500, `error: ${(err as Error).message}\n`);
     }

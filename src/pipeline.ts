@@ -11,6 +11,7 @@ import { createTraceSink, type TraceSink } from "./traces/sink.ts";
 import type { PipelineSettings, PipelineSnapshot } from "./pipeline_protocol.ts";
 import { countDropped, zeroDecodeCounters } from "./counters.ts";
 import { RateLimiter } from "./rate_limit.ts";
+import { ExporterActivity, type ExporterSummary } from "./exporter_activity.ts";
 import { samplingOverrideLookup } from "./exporter_rules.ts";
 import { Enrichment, type EnrichmentTable } from "./enrichment.ts";
 
@@ -54,6 +55,7 @@ export class Pipeline {
   /** Exporter / version / domain keys seen, for the first-contact line. */
   private readonly seen = new Set<string>();
   private readonly mistakeLog: RateLimitedLogger;
+  private readonly activity = new ExporterActivity();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
@@ -124,6 +126,11 @@ export class Pipeline {
     this.enrichment = table === undefined || table.exporters.length === 0 ? undefined : new Enrichment(table);
   }
 
+  /** What each exporter of this pipeline has sent (the status page). */
+  exporterSummaries(nowMs = Date.now()): ExporterSummary[] {
+    return this.activity.summaries(this.decoder.templateCounts(), nowMs);
+  }
+
   /** What NETFLOW_TEMPLATE_CACHE_FILE keeps of this pipeline's exporters: the JSON text of an array. */
   templates(): string {
     return JSON.stringify((this.decoder.snapshot() as { exporters: unknown[] }).exporters);
@@ -164,6 +171,7 @@ export class Pipeline {
       if (left > 0) this.countRateLimited(packet.exporterAddress, left);
     }
     this.enrichment?.apply(packet);
+    this.activity.record(packet);
     this.sink.emit(packet);
   }
 

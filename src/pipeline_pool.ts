@@ -6,6 +6,7 @@
  */
 import type { Config } from "./config.ts";
 import type { EnrichmentTable } from "./enrichment.ts";
+import { type ExporterSummary, mergeSummaries } from "./exporter_activity.ts";
 import {
   addCounts,
   type DecodeCounters,
@@ -51,6 +52,8 @@ export class PipelinePool {
   private readonly workers: Worker[] = [];
   private readonly batches: BatchWriter[] = [];
   private readonly snapshots: (PipelineSnapshot | undefined)[];
+  /** Each Worker's latest exporter summaries (the status page). */
+  private readonly summaries: ExporterSummary[][];
   /** Batches posted to each Worker, and how many it has said it handled. */
   private readonly posted: number[];
   private readonly handled: number[];
@@ -74,6 +77,7 @@ export class PipelinePool {
     const n = this.size = config.workers;
     this.byDomain = config.rateLimit === undefined;
     this.snapshots = new Array(n).fill(undefined);
+    this.summaries = Array.from({ length: n }, () => []);
     this.posted = new Array(n).fill(0);
     this.handled = new Array(n).fill(0);
     if (config.spoolDir !== undefined) {
@@ -102,6 +106,9 @@ export class PipelinePool {
             break;
           case "templates":
             this.templateFile?.update(i, msg.exporters);
+            break;
+          case "exporters":
+            this.summaries[i] = msg.list;
             break;
           case "stopped":
             if (msg.exporters !== undefined) this.templateFile?.update(i, msg.exporters);
@@ -150,6 +157,11 @@ export class PipelinePool {
     }
     this.lingering ??= setTimeout(() => this.flush(), BATCH_LINGER_MS);
     return true;
+  }
+
+  /** Every exporter's summary, merged over the Workers, busiest first (at most a second old). */
+  exporters(): ExporterSummary[] {
+    return mergeSummaries(this.summaries);
   }
 
   /** A new enrichment table (the file re-read on SIGHUP), for every Worker. */

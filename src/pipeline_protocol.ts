@@ -4,6 +4,7 @@
  */
 import type { Config } from "./config.ts";
 import type { EnrichmentTable } from "./enrichment.ts";
+import type { ExporterSummary } from "./exporter_activity.ts";
 import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
@@ -82,6 +83,8 @@ export type WorkerRequest =
 export type WorkerReply =
   | { type: "ready" }
   | { type: "snapshot"; snapshot: PipelineSnapshot }
+  /** What each of the Worker's exporters has sent (the status page), every second. */
+  | { type: "exporters"; list: ExporterSummary[] }
   /** The Worker's exporters for NETFLOW_TEMPLATE_CACHE_FILE, as the JSON text of an array. */
   | { type: "templates"; exporters: string }
   | { type: "stopped"; snapshot: PipelineSnapshot; exporters?: string };

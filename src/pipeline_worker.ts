@@ -19,6 +19,9 @@ let pipeline: Pipeline | undefined;
 let persistTemplates = false;
 let snapshots: ReturnType<typeof setInterval> | undefined;
 let batches = 0;
+let summaries: ReturnType<typeof setInterval> | undefined;
+/** How often the exporters' summaries go to the socket side (the status page). */
+const SUMMARY_INTERVAL_MS = 1_000;
 
 scope.onmessage = (event) => {
   const msg = event.data;
@@ -34,6 +37,10 @@ scope.onmessage = (event) => {
         () => scope.postMessage({ type: "snapshot", snapshot: pipeline!.snapshot(batches) }),
         SNAPSHOT_INTERVAL_MS,
       );
+      summaries = setInterval(
+        () => scope.postMessage({ type: "exporters", list: pipeline!.exporterSummaries() }),
+        SUMMARY_INTERVAL_MS,
+      );
       scope.postMessage({ type: "ready" });
       break;
     }
@@ -48,6 +55,7 @@ scope.onmessage = (event) => {
       break;
     case "stop":
       clearInterval(snapshots);
+      clearInterval(summaries);
       pipeline!.stop().then(() =>
         scope.postMessage({
           type: "stopped",

@@ -81,6 +81,11 @@ export class NetflowDecoder {
     return this.#templates.expire(nowMs);
   }
 
+  /** Templates (data and options) cached per v9/IPFIX exporter address now. */
+  templateCounts(): Map<string, number> {
+    return this.#templates.templateCounts();
+  }
+
   /** JSON-serialisable template state to persist (templates, announced sampling, system init times). */
   snapshot(): unknown {
     return this.#templates.snapshot();

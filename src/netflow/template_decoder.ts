@@ -154,6 +154,13 @@ export class TemplateDecoder {
    * JSON-serialisable state: templates, options templates, announced sampling and system init times.
    * Held data and sequence positions are not included (they are stale after a restart).
    */
+  /** Templates (data and options) cached per exporter address now. */
+  templateCounts(): Map<string, number> {
+    const out = new Map<string, number>();
+    for (const e of this.#exporters.values()) out.set(e.address, e.templates.size);
+    return out;
+  }
+
   snapshot(): unknown {
     return snapshotTemplates(this.#exporters);
   }

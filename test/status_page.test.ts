@@ -1,0 +1,132 @@
+/**
+ * The status page (issue 17, first part): `/api/exporters` and `/api/export` give correct figures for what
+ * was sent, through the real collector; the page is self-contained (no external request, a strict CSP) and
+ * puts every value in as text; the per-exporter activity is bounded.
+ */
+import assert from "node:assert/strict";
+import { writeFileSync } from "node:fs";
+import { ExporterActivity, mergeSummaries } from "../src/exporter_activity.ts";
+import { STATUS_PAGE } from "../src/status_page.ts";
+import type { ExportPacket } from "../src/netflow/types.ts";
+import { encodeV5 } from "../src/tools/encode.ts";
+import { startCollectorProcess } from "./support/collector.ts";
+import { startOtlpReceiver } from "./support/otlp_receiver.ts";
+import { B } from "./support/bytes.ts";
+import { ipfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
+import { join } from "./support/paths.ts";
+
+const HOSTILE = "<script>alert(1)</script>";
+
+function freeTcpPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+Deno.test("status API through the collector: exporters with versions, domains, templates, counts; export books", async () => {
+  const dir = Deno.makeTempDirSync();
+  writeFileSync(join(dir, "enrich.yaml"), `exporters:\n  - { match: 127.0.0.2, name: "${HOSTILE}" }\n`);
+  const receiver = await startOtlpReceiver({ protocol: "grpc" });
+  const httpPort = freeTcpPort();
+  const collector = await startCollectorProcess({
+    NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    NETFLOW_ENRICH_FILE: join(dir, "enrich.yaml"),
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    NETFLOW_STATS_INTERVAL: "0",
+  });
+  const a = Deno.listenDatagram({ hostname: "127.0.0.2", port: 0, transport: "udp" });
+  const b = Deno.listenDatagram({ hostname: "127.0.0.3", port: 0, transport: "udp" });
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: collector.port };
+  const get = (path: string) => fetch(`http://127.0.0.1:${httpPort}${path}`);
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    for (let i = 0; i < 4; i++) {
+      const flows = Array.from(
+        { length: 5 },
+        () => ({ srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", packets: 1, bytes: 60 }),
+      );
+      await a.send(encodeV5({ sysUptimeMs: 10_000, unixSecs: now, sequence: i * 5 }, flows), to);
+    }
+    for (const domain of [1, 2]) {
+      await b.send(
+        ipfix(domain, 0, [
+          set(2, tpl(256, [[8, 4]])),
+          set(256, new B().ip("10.0.0.1").ip("10.0.0.2").build()),
+        ], now),
+        to,
+      );
+    }
+    await b.send(new B().u16(7).zeros(20).build(), to); // an unknown version
+    await receiver.waitForSpans(4 * 7 + 2 * 4 + 2, 10_000);
+    await new Promise((r) => setTimeout(r, 1_300)); // the Workers' summaries come every second
+    const { exporters } = await (await get("/api/exporters")).json();
+    const byAddress = Object.fromEntries(exporters.map((e: { address: string }) => [e.address, e]));
+    const v5 = byAddress["127.0.0.2"], fix = byAddress["127.0.0.3"];
+    assert.deepEqual([v5.versions, v5.datagrams, v5.flows, v5.name], [[5], 4, 20, HOSTILE]);
+    assert.deepEqual([fix.versions, fix.domains, fix.datagrams, fix.flows, fix.templates], [
+      [10],
+      [1, 2],
+      3,
+      4,
+      2,
+    ]);
+    assert.deepEqual(fix.errors, { unknown_version: 1 });
+    assert.equal(v5.flowsPerBucket.reduce((x: number, y: number) => x + y, 0), 20);
+    assert.equal(exporters[0].address, "127.0.0.2", "busiest first");
+    const exp = await (await get("/api/export")).json();
+    assert.equal(exp.state, "ok");
+    assert.equal(exp.endpoint, receiver.url);
+    const books = exp.books;
+    assert.equal(
+      exp.flowsReceived,
+      books.flowsExported + books.flowsDropped + books.flowsFailed + books.flowsHeld,
+    );
+    // The page: HTML, self-contained, read-only.
+    const page = await get("/");
+    assert.equal(page.headers.get("content-type"), "text/html; charset=utf-8");
+    assert.match(page.headers.get("content-security-policy") ?? "", /default-src 'none'/);
+    assert.equal(await page.text(), STATUS_PAGE);
+    assert.equal((await fetch(`http://127.0.0.1:${httpPort}/api/exporters`, { method: "POST" })).status, 405);
+    assert.equal((await get("/api/nothing")).status, 404);
+    assert.equal(await collector.stop(), 0);
+  } finally {
+    a.close();
+    b.close();
+    collector.kill("SIGKILL");
+    await collector.exited;
+    await receiver.close();
+  }
+});
+
+Deno.test("status page: no external resource, and values only ever as text", () => {
+  // No URL to load anything from (the SVG namespace is a name, not a request).
+  const urls = STATUS_PAGE.match(/https?:\/\/[^\s"'`)]+/g) ?? [];
+  assert.deepEqual([...new Set(urls)], ["http://www.w3.org/2000/svg"]);
+  assert.doesNotMatch(STATUS_PAGE, /\b(src|href)\s*=/i);
+  assert.doesNotMatch(STATUS_PAGE, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
+  assert.match(STATUS_PAGE, /textContent/);
+  // The script at least parses (a syntax error would leave the page at "loading…").
+  const script = STATUS_PAGE.split("<script>")[1].split("</script>")[0];
+  assert.doesNotThrow(() => new Function(script));
+});
+
+Deno.test("exporter activity: bounded (the least recently seen go), merged across Workers", () => {
+  const activity = new ExporterActivity();
+  const t0 = 1_700_000_000_000;
+  for (let i = 0; i < 5_000; i++) {
+    activity.record({
+      version: 5,
+      exporterAddress: `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`,
+      receivedAtMs: t0 + i,
+      flows: [{}],
+    } as unknown as ExportPacket);
+  }
+  const list = activity.summaries(new Map(), t0 + 5_000);
+  assert.equal(list.length, 1_000);
+  assert.ok(list.every((s) => s.lastSeenMs >= t0 + 4_000), "the newest 1,000 kept");
+  const merged = mergeSummaries([list.slice(0, 2), list.slice(0, 1)]);
+  assert.equal(merged.length, 2);
+  assert.equal(merged.find((s) => s.address === list[0].address)!.flows, 2);
+});
