@@ -80,12 +80,15 @@ async function refresh() {
     const body = document.getElementById("exporters");
     body.replaceChildren();
     for (const e of ex.exporters) {
-      const last = e.flowsPerBucket[e.flowsPerBucket.length - 2] ?? 0;
+      // Flows per second over the current 10 s bucket and the one before it (or since first seen).
+      const n = e.flowsPerBucket.length, since = (ex.nowMs - e.firstSeenMs) / 1000;
+      const window = Math.max(1, Math.min(10 + (ex.nowMs - e.bucketAtMs) / 1000, since));
+      const rate = (e.flowsPerBucket[n - 1] + e.flowsPerBucket[n - 2]) / window;
       const errors = Object.entries(e.errors).map(([k, v]) => k + " " + v).join(", ");
       body.appendChild(row([
         [e.address], [e.name ?? ""], [e.versions.map(versionName).join(", ")], [e.domains.join(", ")],
         [e.templates, true], [e.samplingInterval ? "1:" + e.samplingInterval : ""], [time(e.firstSeenMs)],
-        [time(e.lastSeenMs)], [e.datagrams, true], [e.flows, true], [(last / 10).toFixed(1), true],
+        [time(e.lastSeenMs)], [e.datagrams, true], [e.flows, true], [rate.toFixed(1), true],
         [sparkline(e.flowsPerBucket)], [e.sequenceLost, true], [errors],
       ]));
     }
@@ -102,6 +105,11 @@ async function refresh() {
       box.appendChild(el("div", "failing since " + time(exp.failingSinceMs) + ": " + (exp.lastError ?? "")));
     }
     const b = exp.books;
+    if (exp.exporter === "none") {
+      box.appendChild(el("div", "OTEL_TRACES_EXPORTER=none: no spans are built; flows received " + exp.flowsReceived));
+      document.getElementById("updated").textContent = "updated " + new Date().toLocaleTimeString();
+      return;
+    }
     box.appendChild(el("div", "spans exported " + b.spansExported + ", dropped " + b.spansDropped + ", failed " +
       b.spansFailed + ", held " + b.spansHeld));
     box.appendChild(el("div", "flows received " + exp.flowsReceived + " = exported " + b.flowsExported +
