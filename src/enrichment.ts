@@ -12,8 +12,8 @@
  * new Enrichment(table).samplingRate("192.0.2.7"); // 1000
  * ```
  */
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { isObject } from "./netflow/untrusted.ts";
+import { parseSettings, readSettings, refuseUnknownKeys } from "./settings_file.ts";
 import { CidrMap, formatCidr, parseCidr } from "./cidr.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 
@@ -41,26 +41,16 @@ const MAX_TEXT = 256;
 
 /** Reads and validates the file; throws {@link EnrichmentError} (unreadable files too). */
 export function readEnrichment(path: string): EnrichmentTable {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new EnrichmentError(
-      `cannot read the file (${(err as { code?: string }).code ?? (err as Error).message})`,
-    );
-  }
-  return parseEnrichment(text);
+  return enrichmentTable(readSettings(path, EnrichmentError));
 }
 
 /** Validates the file's text; throws {@link EnrichmentError}. */
 export function parseEnrichment(text: string): EnrichmentTable {
-  let doc: unknown;
-  try {
-    doc = parse(text, { uniqueKeys: true });
-  } catch (err) {
-    throw new EnrichmentError(`not YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
-  }
-  if (doc === null || doc === undefined) return { exporters: [] };
+  return enrichmentTable(parseSettings(text, EnrichmentError));
+}
+
+function enrichmentTable(doc: unknown): EnrichmentTable {
+  if (doc === null) return { exporters: [] };
   if (!isObject(doc)) throw new EnrichmentError("must be a mapping with an `exporters` list");
   unknownKeys(doc, ["exporters"], "the file");
   const list = doc.exporters ?? [];
@@ -134,17 +124,8 @@ function text(v: unknown, at: string): string {
   return s;
 }
 
-function unknownKeys(o: Record<string, unknown>, allowed: string[], at: string): void {
-  for (const k of Object.keys(o)) {
-    if (!allowed.includes(k)) {
-      throw new EnrichmentError(`${at}: unknown key "${k}" (allowed: ${allowed.join(", ")})`);
-    }
-  }
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
+const unknownKeys = (o: Record<string, unknown>, allowed: string[], at: string) =>
+  refuseUnknownKeys(o, allowed, at, EnrichmentError);
 
 const IF_KEYS = {
   in: ["netflow.interface.input.name", "netflow.interface.input.description"],

@@ -8,8 +8,8 @@
  * parseFields("fields:\n  - { pen: 9, id: 12235, name: cisco_http_url, type: string }\n");
  * ```
  */
-import { readFileSync } from "node:fs";
-import { parse } from "yaml";
+import { isObject, isUint } from "./netflow/untrusted.ts";
+import { parseSettings, readSettings, refuseUnknownKeys } from "./settings_file.ts";
 import { hasDataRole } from "./netflow/element_roles.ts";
 import { type CustomField, ElementType } from "./netflow/elements.ts";
 import { isSpecFlowKey } from "./traces/attributes.ts";
@@ -35,26 +35,16 @@ const TYPES: Readonly<Record<string, ElementType>> = {
 export class FieldsFileError extends Error {}
 
 export function readFields(path: string): CustomField[] {
-  let text: string;
-  try {
-    text = readFileSync(path, "utf8");
-  } catch (err) {
-    throw new FieldsFileError(
-      `cannot read the file (${(err as { code?: string }).code ?? (err as Error).message})`,
-    );
-  }
-  return parseFields(text);
+  return fieldList(readSettings(path, FieldsFileError));
 }
 
 /** Validates the file's text; throws {@link FieldsFileError}. */
 export function parseFields(text: string): CustomField[] {
-  let doc: unknown;
-  try {
-    doc = parse(text, { uniqueKeys: true });
-  } catch (err) {
-    throw new FieldsFileError(`not YAML or JSON: ${(err as Error).message.split("\n")[0]}`);
-  }
-  if (doc === null || doc === undefined) return [];
+  return fieldList(parseSettings(text, FieldsFileError));
+}
+
+function fieldList(doc: unknown): CustomField[] {
+  if (doc === null) return [];
   if (!isObject(doc) || Object.keys(doc).some((k) => k !== "fields")) {
     throw new FieldsFileError("must be a mapping with a `fields` list");
   }
@@ -64,11 +54,7 @@ export function parseFields(text: string): CustomField[] {
   return list.map((f, i): CustomField => {
     const at = `fields[${i}]`;
     if (!isObject(f)) throw new FieldsFileError(`${at}: must be a mapping with id, name and type`);
-    for (const k of Object.keys(f)) {
-      if (!["pen", "id", "name", "type"].includes(k)) {
-        throw new FieldsFileError(`${at}: unknown key "${k}" (allowed: pen, id, name, type)`);
-      }
-    }
+    refuseUnknownKeys(f, ["pen", "id", "name", "type"], at, FieldsFileError);
     const pen = f.pen ?? 0;
     if (!isUint(pen, 2 ** 32 - 1)) {
       throw new FieldsFileError(`${at}.pen: must be an integer from 0 to 4294967295`);
@@ -106,12 +92,4 @@ export function parseFields(text: string): CustomField[] {
     byName.set(key, i);
     return { pen, id: f.id, key, type };
   });
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function isUint(v: unknown, max: number): v is number {
-  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
 }

@@ -5,6 +5,8 @@
  * decoder: it never judges entries (restoring does).
  */
 
+import { isObject } from "./untrusted.ts";
+
 export const SNAPSHOT_FORMAT = "netflow2traces.templates";
 export const SNAPSHOT_VERSION = 1;
 
@@ -31,8 +33,4 @@ export function selectSnapshot(state: unknown, keep: (address: string, domain: n
     if (templates.length > 0 || domains.length > 0) exporters.push({ ...e, templates, domains });
   }
   return { ...state, exporters };
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
 }

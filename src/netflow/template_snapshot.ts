@@ -10,6 +10,7 @@ import { type ExporterTable, MAX_SAMPLERS_PER_DOMAIN, TWO32 } from "./exporter_s
 import type { TemplateCache } from "./template_cache.ts";
 import { specId, specLength, specPen, type TemplateSpec } from "./templates.ts";
 import { SNAPSHOT_FORMAT, SNAPSHOT_VERSION } from "./snapshot_format.ts";
+import { isObject, isUint } from "./untrusted.ts";
 import { emptyNames, restoreNames, snapshotNames } from "./option_names.ts";
 
 /** The JSON-serialisable state of every exporter that announced something worth keeping. */
@@ -138,12 +139,4 @@ export function restoreTemplates(
     }
   }
   return restored;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === "object" && v !== null && !Array.isArray(v);
-}
-
-function isUint(v: unknown, max: number): v is number {
-  return typeof v === "number" && Number.isInteger(v) && v >= 0 && v <= max;
 }
