@@ -6,7 +6,7 @@
  */
 import process from "node:process";
 import { type Config, PRODUCT_VERSION } from "./config.ts";
-import { type Logger, rateLimited } from "./log.ts";
+import { type Logger, mistakeLogger } from "./log.ts";
 import { zeroDecoderStats } from "./netflow/decoder_stats.ts";
 import { formatHostPort, plainAddress } from "./netflow/addresses.ts";
 import type { PipelineSnapshot } from "./pipeline_protocol.ts";
@@ -30,10 +30,6 @@ import {
   startOtlpMetrics,
 } from "./metrics.ts";
 
-/** At most one line per source about a mistake (allow-list rejection) in this interval… */
-const MISTAKE_LOG_INTERVAL_MS = 60_000;
-/** …and this many in all (the count is in datagrams_rejected_total). */
-const MISTAKE_LINES = 20;
 /** How long shutdown keeps reading datagrams the kernel already holds (stops after this much quiet). */
 const SHUTDOWN_DRAIN_MS = 100;
 
@@ -90,7 +86,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
 
   const allowed = exporterAllowList(config.allowedExporters);
   // A misconfigured allow-list is a first-hour mistake: say so once a minute per source, not at DEBUG.
-  const rejections = rateLimited(log, MISTAKE_LOG_INTERVAL_MS, undefined, { maxLines: MISTAKE_LINES });
+  const rejections = mistakeLogger(log);
   const onDatagram = (listener: number) => (data: Uint8Array, from: string, port: number) => {
     const address = plainAddress(from);
     if (allowed && !allowed.contains(address)) {

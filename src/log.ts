@@ -226,3 +226,12 @@ export function rateLimited(
     },
   };
 }
+
+/**
+ * For lines about a user's mistake (allow-list rejections, sFlow on the port, unknown versions): once a
+ * minute per key, and at most 20 a minute in all, so a spray of spoofed sources cannot flood the log (the
+ * counters keep the full count).
+ */
+export function mistakeLogger(logger: Logger): RateLimitedLogger {
+  return rateLimited(logger, 60_000, undefined, { maxLines: 20 });
+}

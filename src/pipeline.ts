@@ -4,7 +4,7 @@
  * Worker (pipeline_worker.ts) so the thread that reads the socket never waits on it; its settings are
  * therefore plain, cloneable data. With several Workers each runs one Pipeline for its share of exporters.
  */
-import { type Logger, rateLimited, type RateLimitedLogger } from "./log.ts";
+import { type Logger, mistakeLogger, rateLimited, type RateLimitedLogger } from "./log.ts";
 import { NetflowDecoder } from "./netflow/decoder.ts";
 import type { ExportPacket } from "./netflow/types.ts";
 import { createTraceSink, type TraceSink } from "./traces/sink.ts";
@@ -24,10 +24,6 @@ const OVER_A_LIMIT = new Set(["template_refused", "too_many_flows"]);
 const LIMIT_LOG_INTERVAL_MS = 60_000;
 /** At most one "waiting for templates" line per exporter and domain in this interval. */
 const TEMPLATE_WAIT_LOG_INTERVAL_MS = 60_000;
-/** At most one line per source and mistake (sFlow, unknown version, too short) in this interval… */
-const MISTAKE_LOG_INTERVAL_MS = 60_000;
-/** …and this many in all (a spray of spoofed sources must not flood the log; decode_errors_total counts). */
-const MISTAKE_LINES = 20;
 /** The shortest NetFlow/IPFIX header (v1, IPFIX: 16 octets); anything shorter is not a flow export at all. */
 const SHORTEST_HEADER = 16;
 /** Exporter / version / domain keys remembered for the first-contact line; the oldest is forgotten beyond. */
@@ -71,7 +67,7 @@ export class Pipeline {
     onTemplates: (exporters: string) => void = () => {},
   ) {
     this.limitLog = rateLimited(log, LIMIT_LOG_INTERVAL_MS);
-    this.mistakeLog = rateLimited(log, MISTAKE_LOG_INTERVAL_MS, undefined, { maxLines: MISTAKE_LINES });
+    this.mistakeLog = mistakeLogger(log);
     this.templateWaitLog = rateLimited(log, TEMPLATE_WAIT_LOG_INTERVAL_MS, Date.now, {
       reportSuppressed: false,
     });
