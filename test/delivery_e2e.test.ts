@@ -17,7 +17,7 @@
 import assert from "node:assert/strict";
 import { join } from "node:path";
 import { encodeV5, type FixedFlow } from "../src/tools/encode.ts";
-import { type CollectorProcess, startCollectorProcess } from "./support/collector.ts";
+import { type CollectorProcess, freeTcpPort, startCollectorProcess } from "./support/collector.ts";
 import {
   type DecodedSpan,
   type Receiver,
@@ -157,13 +157,6 @@ function assertStatsBooks(log: string): number {
 function logLine(log: string, re: RegExp): { line: string; at: number } | undefined {
   const line = log.split("\n").find((l) => re.test(l));
   return line === undefined ? undefined : { line, at: Date.parse(line.slice(0, line.indexOf(" "))) };
-}
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 async function waitFor<T>(

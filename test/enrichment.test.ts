@@ -9,7 +9,7 @@ import { Enrichment, EnrichmentError, parseEnrichment } from "../src/enrichment.
 import { parseCli } from "../src/config.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
-import { startCollectorProcess } from "./support/collector.ts";
+import { startCollectorProcess, waitUntil } from "./support/collector.ts";
 import { type DecodedSpan, startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { join } from "./support/paths.ts";
 
@@ -137,7 +137,7 @@ Deno.test("end to end: names and sampling from the file on the spans; SIGHUP re-
     // A new file, re-read on SIGHUP: the next datagrams get the new names.
     writeFileSync(file, "exporters:\n  - { match: 127.0.0.7, name: edge-7, interfaces: { 1: core-1 } }\n");
     collector.kill("SIGHUP");
-    await waitFor(() => /enrichment file re-read/.test(collector.stderr()));
+    await waitUntil(() => /enrichment file re-read/.test(collector.stderr()), "the re-read line", 5_000);
     await send(1);
     ({ root, flow } = await spansOf(6));
     assert.equal(root["netflow.exporter.name"], "edge-7");
@@ -148,7 +148,7 @@ Deno.test("end to end: names and sampling from the file on the spans; SIGHUP re-
     // A bad file on SIGHUP: one ERROR line, the previous table stays.
     writeFileSync(file, "exporters: [ { match: 127.0.0.7, sampling_rate: -1 } ]\n");
     collector.kill("SIGHUP");
-    await waitFor(() => /enrichment file not re-read/.test(collector.stderr()));
+    await waitUntil(() => /enrichment file not re-read/.test(collector.stderr()), "the ERROR line", 5_000);
     assert.match(
       collector.stderr(),
       /ERROR enrichment file not re-read: keeping the previous one.*sampling_rate/,
@@ -164,11 +164,3 @@ Deno.test("end to end: names and sampling from the file on the spans; SIGHUP re-
     await receiver.close();
   }
 });
-
-async function waitFor(ok: () => boolean, timeoutMs = 5_000): Promise<void> {
-  const t0 = Date.now();
-  while (!ok()) {
-    if (Date.now() - t0 > timeoutMs) throw new Error("timed out");
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}

@@ -8,7 +8,7 @@ import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
 import { formatJsonLine } from "../src/log.ts";
 import { plainAddress } from "../src/netflow/addresses.ts";
-import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
+import { freeUdpPort, startCollectorProcess, waitUntil } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { B } from "./support/bytes.ts";
 import { ipfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
@@ -22,14 +22,6 @@ function v5(): Uint8Array {
   return encodeV5({ sysUptimeMs: 1_000, unixSecs: Math.floor(Date.now() / 1000), sequence: 0 }, [
     { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", packets: 1, bytes: 60, protocol: 6 },
   ]);
-}
-
-async function until(ok: () => boolean, what: string, ms = 8_000): Promise<void> {
-  const t0 = Date.now();
-  while (!ok()) {
-    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
 }
 
 const count = (text: string, re: RegExp) => text.split("\n").filter((l) => re.test(l)).length;
@@ -55,7 +47,11 @@ Deno.test("first contact and mistakes: one line each per source, in JSON logs th
       await outsider.send(v5(), to);
     }
     const text = () => collector.stderr();
-    await until(() => /too short/.test(text()) && /NETFLOW_ALLOWED_EXPORTERS/.test(text()), "the WARN lines");
+    await waitUntil(
+      () => /too short/.test(text()) && /NETFLOW_ALLOWED_EXPORTERS/.test(text()),
+      "the WARN lines",
+      8_000,
+    );
     await new Promise((r) => setTimeout(r, 200));
     const lines = text().trim().split("\n").map((l) => JSON.parse(l));
     for (const l of lines) {
@@ -128,7 +124,11 @@ Deno.test({
     const s = Deno.listenDatagram({ hostname: "127.0.0.4", port: 0, transport: "udp" });
     try {
       await s.send(v5(), { transport: "udp", hostname: "127.0.0.1", port: collector.port });
-      await until(() => collector.stdout().includes('"netflow.exporter.address":"127.0.0.4"'), "the span");
+      await waitUntil(
+        () => collector.stdout().includes('"netflow.exporter.address":"127.0.0.4"'),
+        "the span",
+        8_000,
+      );
       assert.ok(!collector.stdout().includes("::ffff:"));
       assert.match(collector.stderr(), /first datagram from an exporter exporter=127\.0\.0\.4 /);
       assert.equal(await collector.stop(), 0);

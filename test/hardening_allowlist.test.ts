@@ -4,20 +4,13 @@
  */
 import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
-import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
+import { freeTcpPort, freeUdpPort, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { parseMetrics } from "./support/prometheus.ts";
 
 const v5 = encodeV5({ sysUptimeMs: 10_000, exportTimeMs: Date.now() }, [
   { srcAddr: "10.0.0.1", dstAddr: "10.0.0.2", srcPort: 5000, dstPort: 443, protocol: 6 },
 ]);
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function sendFrom(host: string, port: number, datagrams: Uint8Array[]): Promise<void> {
   const sock = Deno.listenDatagram({ hostname: host, port: 0, transport: "udp" });

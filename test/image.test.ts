@@ -6,6 +6,7 @@
  *
  * Needs root, `unshare` and `chroot` (util-linux, coreutils): skipped locally without them, fails under CI=true.
  */
+import { freeTcpPort } from "./support/collector.ts";
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from "node:fs";
 import { bunBinary, CI, endToEnd, ROOT, run, which } from "./support/binary.ts";
@@ -110,13 +111,6 @@ function treeBytes(dir: string): { bytes: number; files: string[] } {
   };
   visit(dir, "");
   return { bytes, files: files.sort() };
-}
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 Deno.test("Dockerfile: final stage is scratch + binary, non-root numeric user, 2055/udp, healthcheck via the binary", () => {

@@ -7,7 +7,7 @@ import { HealthTracker, METRICS, type MetricsSources, prometheusText } from "../
 import { DEFAULT_TEMPLATE_DECODER_OPTIONS } from "../src/netflow/decoder_options.ts";
 import { TemplateDecoder } from "../src/netflow/template_decoder.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
-import { collectorCommand, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
+import { collectorCommand, freeTcpPort, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { zeroExportCounters } from "../src/counters.ts";
 import { type ExportStatus, initialExportStatus } from "../src/traces/export_status.ts";
@@ -85,13 +85,6 @@ Deno.test("health: unhealthy after exports fail for longer than the limit, healt
   receiving = false;
   assert.equal(health.healthy(), false);
 });
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 async function healthcheck(target: string): Promise<{ code: number; out: string }> {
   const [cmd, ...args] = collectorCommand(["healthcheck", target]);

@@ -11,7 +11,7 @@
  */
 import assert from "node:assert/strict";
 import { encodeV5 } from "../src/tools/encode.ts";
-import { sendDatagrams, startCollectorProcess } from "./support/collector.ts";
+import { freeTcpPort, sendDatagrams, startCollectorProcess } from "./support/collector.ts";
 import { type DecodedSpan, type Receiver, startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { parseMetrics } from "./support/prometheus.ts";
 
@@ -35,13 +35,6 @@ function datagram(phase: number, n: number): Uint8Array {
       lastSwitched: 99_000,
     })),
   );
-}
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

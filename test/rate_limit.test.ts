@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import { RATE_LIMITED, RateLimiter } from "../src/rate_limit.ts";
 import type { ExportPacket, Flow } from "../src/netflow/types.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
-import { startCollectorProcess } from "./support/collector.ts";
+import { freeTcpPort, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { parseMetrics } from "./support/prometheus.ts";
 
@@ -68,12 +68,7 @@ Deno.test("rate limiter: under the budget nothing changes; at 10× it keeps a te
 
 Deno.test("end to end: an exporter at 10× NETFLOW_RATE_LIMIT; kept flows ×N, sums within 5 %, traces whole, counted", async () => {
   const receiver = await startOtlpReceiver({ protocol: "grpc" });
-  const httpPort = (() => {
-    const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-    const p = (l.addr as Deno.NetAddr).port;
-    l.close();
-    return p;
-  })();
+  const httpPort = freeTcpPort();
   const collector = await startCollectorProcess({
     NETFLOW_RATE_LIMIT: "300",
     OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,

@@ -9,20 +9,13 @@ import { ExporterActivity, mergeSummaries } from "../src/exporter_activity.ts";
 import { STATUS_PAGE } from "../src/status_page.ts";
 import type { ExportPacket } from "../src/netflow/types.ts";
 import { encodeV5 } from "../src/tools/encode.ts";
-import { startCollectorProcess } from "./support/collector.ts";
+import { freeTcpPort, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { B } from "./support/bytes.ts";
 import { ipfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
 import { join } from "./support/paths.ts";
 
 const HOSTILE = "<script>alert(1)</script>";
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
-}
 
 Deno.test("status API through the collector: exporters with versions, domains, templates, counts; export books", async () => {
   const dir = Deno.makeTempDirSync();

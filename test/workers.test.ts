@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "./support/paths.ts";
-import { freeUdpPort, startCollectorProcess } from "./support/collector.ts";
+import { freeTcpPort, freeUdpPort, startCollectorProcess } from "./support/collector.ts";
 import { type DecodedSpan, startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { parseMetrics } from "./support/prometheus.ts";
 import { type NetflowVersion, TrafficGenerator } from "../src/tools/traffic.ts";
@@ -59,13 +59,6 @@ function streams(): Stream[] {
     }
   });
   return out;
-}
-
-function freeTcpPort(): number {
-  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
-  const port = (l.addr as Deno.NetAddr).port;
-  l.close();
-  return port;
 }
 
 /** Sends every stream from its own socket on its exporter's address, interleaved datagram by datagram. */

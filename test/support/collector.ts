@@ -24,6 +24,23 @@ export function freeUdpPort(hostname = "127.0.0.1"): number {
   return port;
 }
 
+/** A TCP port on 127.0.0.1 that was free a moment ago (e.g. for NETFLOW_HTTP_LISTEN). */
+export function freeTcpPort(): number {
+  const l = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  const port = (l.addr as Deno.NetAddr).port;
+  l.close();
+  return port;
+}
+
+/** Resolves once `ok()` holds, polling every 20 ms; rejects naming `what` after `timeoutMs`. */
+export async function waitUntil(ok: () => boolean, what: string, timeoutMs = 10_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!ok()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** The command that runs the collector from source, with the permissions `deno task start` grants. */
 export function collectorCommand(args: string[] = []): string[] {
   return [
