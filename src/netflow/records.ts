@@ -121,28 +121,23 @@ export function decodeDataRecord(
         flow.packets = v > MAX_INT ? clamp(flow) : v;
         break;
       }
+      // A fallback element fills the reverse counter only where the preferred one has not.
+      case Kind.RevBytesFallback:
+        if (flow.reverseBytes !== undefined) break;
+        // falls through
       case Kind.RevBytes: {
         const v = uintAt(bytes, view, off, len);
         flow.reverseBytes = v > MAX_INT ? clamp(flow) : v;
         break;
       }
+      case Kind.RevPacketsFallback:
+        if (flow.reversePackets !== undefined) break;
+        // falls through
       case Kind.RevPackets: {
         const v = uintAt(bytes, view, off, len);
         flow.reversePackets = v > MAX_INT ? clamp(flow) : v;
         break;
       }
-      case Kind.RevBytesFallback:
-        if (flow.reverseBytes === undefined) {
-          const v = uintAt(bytes, view, off, len);
-          flow.reverseBytes = v > MAX_INT ? clamp(flow) : v;
-        }
-        break;
-      case Kind.RevPacketsFallback:
-        if (flow.reversePackets === undefined) {
-          const v = uintAt(bytes, view, off, len);
-          flow.reversePackets = v > MAX_INT ? clamp(flow) : v;
-        }
-        break;
       case Kind.Protocol:
         flow.protocol = uintAt(bytes, view, off, len);
         break;
