@@ -3,7 +3,7 @@
  * for a while (connection refused), optionally SIGKILLed mid-outage and restarted on the same spool.
  *
  *   deno task bench:outage [--protocol grpc|http/protobuf] [--rate 500] [--down 60] [--spool] [--kill]
- *                          [--queue 65536]
+ *                          [--queue 65536] [--workers N] [--exporters N]
  *
  * Prints flows sent and delivered (once, whole traces, no duplicates), what the collector counted as dropped,
  * the time from the outage's start to the WARN line and from its end to the recovery line, and the
@@ -26,6 +26,8 @@ const { values } = parseArgs({
     queue: { type: "string", default: "65536" },
     spool: { type: "boolean", default: false },
     kill: { type: "boolean", default: false },
+    workers: { type: "string" },
+    exporters: { type: "string", default: "1" },
   },
 });
 const protocol = values.protocol as SinkProtocol;
@@ -44,6 +46,7 @@ const env: Record<string, string> = {
   OTEL_BSP_MAX_QUEUE_SIZE: values.queue!,
   NETFLOW_STATS_INTERVAL: "1",
   ...(spoolDir ? { NETFLOW_SPOOL_DIR: spoolDir } : {}),
+  ...(values.workers ? { NETFLOW_WORKERS: values.workers } : {}),
 };
 let collector: CollectorProcess = await startCollectorProcess(env);
 const port = collector.port;
@@ -64,6 +67,8 @@ const [cmd, ...args] = collectorCommand([
   String(packets),
   "--seed",
   "3",
+  "--exporters",
+  values.exporters!,
 ]);
 const t0 = Date.now();
 const sender = new Deno.Command(cmd, { args, stdout: "piped", stderr: "piped" }).output();
