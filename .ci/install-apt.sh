@@ -6,8 +6,9 @@ set -euo pipefail
 # Binary, image and installer tests: qemu-user-static + libc6-arm64-cross (the arm64 binary), shellcheck,
 # systemd (systemd-analyze verify), ca-certificates (the image's CA bundle), util-linux (unshare).
 # TLS tests: openssl (certificates). Installer tests: curl and wget.
+# Status page browser test (test/status_page_browser.test.ts): chromium, driven headless over DevTools.
 PACKAGES=(softflowd pmacct tshark qemu-user-static libc6-arm64-cross shellcheck systemd ca-certificates util-linux
-  openssl curl wget)
+  openssl curl wget chromium)
 
 SUDO=""
 if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi

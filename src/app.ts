@@ -22,6 +22,8 @@ import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
 import { type DatagramSource, openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, startHttpServer } from "./http.ts";
+import { mergeTopWindows, type TopWindow } from "./top_talkers.ts";
+import { mergeRecentFlows, type RecentFlow } from "./recent_flows.ts";
 import {
   HealthTracker,
   type MetricsSources,
@@ -128,6 +130,18 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   // The status page's JSON (src/status_page.ts): summaries only, never flows.
   const statusApi = (path: string): unknown => {
     if (path === "/api/exporters") return { nowMs: Date.now(), exporters: pool.exporters() };
+    if (path === "/api/top") {
+      return pool.look<TopWindow[]>("top").then((lists) => ({
+        nowMs: Date.now(),
+        windows: mergeTopWindows(lists),
+      }));
+    }
+    if (path === "/api/flows") {
+      return pool.look<RecentFlow[]>("flows").then((lists) => ({
+        nowMs: Date.now(),
+        flows: mergeRecentFlows(lists),
+      }));
+    }
     if (path === "/api/export") {
       return {
         exporter: config.tracesExporter,
@@ -151,6 +165,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         healthy: () => health.healthy(),
         healthDetail: () => health.detail(exported),
         api: (path) => statusApi(path),
+        auth: config.httpAuth,
       });
     }
   } catch (err) {

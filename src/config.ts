@@ -41,6 +41,8 @@ import {
   fail,
   fieldsFile,
   host,
+  type HttpAuth,
+  httpAuth,
   httpListen,
   integer,
   keyValues,
@@ -109,6 +111,8 @@ export interface Config {
   /** Normalised CIDRs (`10.0.0.0/8`) in the order given; the most specific containing an exporter wins. */
   samplingOverrides: SamplingOverride[];
   httpListen?: { host: string; port: number };
+  /** NETFLOW_HTTP_AUTH: required on every HTTP path but /healthz. */
+  httpAuth?: HttpAuth;
   /** 0 turns the periodic stats line off. */
   statsIntervalMs: number;
   /** NETFLOW_RATE_LIMIT: flows per second per exporter kept as spans; absent: no limit. */
@@ -260,7 +264,8 @@ function buildConfig(src: Source, cwd: string): Config {
     allowedExporters,
     samplingDefault: rates.dflt,
     samplingOverrides: rates.overrides,
-    httpListen: httpListen(src.get("NETFLOW_HTTP_LISTEN")),
+    httpListen: httpListen(src.get("NETFLOW_HTTP_LISTEN"), DEFAULTS.httpListen),
+    httpAuth: httpAuth(src.get("NETFLOW_HTTP_AUTH")),
     statsIntervalMs,
     ...(src.get("NETFLOW_RATE_LIMIT")
       ? {

@@ -300,10 +300,12 @@ export function sampling(v: Value | undefined): { dflt?: number; overrides: Samp
   return { dflt, overrides };
 }
 
-export function httpListen(v: Value | undefined): { host: string; port: number } | undefined {
-  if (!v) return undefined;
-  const allowed = 'must be host:port, [ipv6]:port or :port (e.g. "0.0.0.0:9464", "[::]:9464", ":9464")';
-  const split = splitHostPort(v.text);
+/** NETFLOW_HTTP_LISTEN: `host:port`, or `off` (undefined). */
+export function httpListen(v: Value | undefined, dflt: string): { host: string; port: number } | undefined {
+  if (v?.text.toLowerCase() === "off") return undefined;
+  const allowed = 'must be host:port, [ipv6]:port, :port or off (e.g. "0.0.0.0:9464", "[::]:9464", ":9464")';
+  const split = splitHostPort(v?.text ?? dflt);
+  if (!v) return split!;
   if (!split) fail(v, allowed);
   const { port } = split;
   if (!(port >= 1 && port <= 65535)) fail(v, `port must be an integer from 1 to 65535; ${allowed}`);
@@ -311,6 +313,35 @@ export function httpListen(v: Value | undefined): { host: string; port: number }
   const h = hostOrUndefined(split.host);
   if (!h) fail(v, `host "${split.host}" is not an address or hostname; ${allowed}`);
   return { host: h, port };
+}
+
+/** NETFLOW_HTTP_AUTH: what a request must carry in its Authorization header. */
+export type HttpAuth = { scheme: "bearer"; token: string } | {
+  scheme: "basic";
+  user: string;
+  password: string;
+};
+
+export function httpAuth(v: Value | undefined): HttpAuth | undefined {
+  if (!v) return undefined;
+  const colon = v.text.indexOf(":");
+  const scheme = v.text.slice(0, colon).toLowerCase(), rest = v.text.slice(colon + 1);
+  // The value is a secret: errors show only its scheme.
+  const bad = (why: string) => fail(v, why, JSON.stringify(colon < 0 ? "…" : `${scheme}:…`));
+  const allowed = "must be bearer:TOKEN or basic:USER:PASSWORD";
+  if (colon < 0 || rest === "") bad(allowed);
+  if (scheme === "bearer") {
+    if (!/^[A-Za-z0-9\-._~+/]+=*$/.test(rest)) {
+      bad("the token may hold letters, digits and -._~+/ (RFC 6750)");
+    }
+    return { scheme, token: rest };
+  }
+  if (scheme === "basic") {
+    const sep = rest.indexOf(":");
+    if (sep <= 0) bad(`${allowed} (the user may not be empty)`);
+    return { scheme, user: rest.slice(0, sep), password: rest.slice(sep + 1) };
+  }
+  return bad(allowed);
 }
 
 /** Listen addresses a process may have at most (NETFLOW_LISTEN). */

@@ -14,6 +14,7 @@ export const PRODUCT_NAME = "netflow2traces";
 export const DEFAULTS = {
   listenHost: "0.0.0.0",
   listenPort: 2055,
+  httpListen: "127.0.0.1:9464",
   grpcEndpoint: "http://localhost:4317",
   httpEndpoint: "http://localhost:4318",
   timeoutMs: 10_000,
@@ -108,7 +109,8 @@ export const ENV_VARS: readonly EnvVar[] = [
   v("NETFLOW_UNKNOWN_FIELDS", "true", "emit unknown elements as netflow.field.* (true/false)"),
   v("NETFLOW_ALLOWED_EXPORTERS", "", "comma-separated CIDRs allowed to send (unset: all)"),
   v("NETFLOW_SAMPLING_RATE", "", "N for exporters that announce none, and/or CIDR=N overrides"),
-  v("NETFLOW_HTTP_LISTEN", "", "host:port, [v6]:port or :port for /metrics and /healthz"),
+  v("NETFLOW_HTTP_LISTEN", DEFAULTS.httpListen, "host:port of the page /, /metrics, /healthz; or off"),
+  v("NETFLOW_HTTP_AUTH", "", "bearer:TOKEN or basic:USER:PASS on all HTTP but /healthz"),
   v("NETFLOW_STATS_INTERVAL", String(DEFAULTS.statsIntervalSeconds), "seconds between stats lines (0: off)"),
   v("NETFLOW_RATE_LIMIT", "", "flows/s per exporter kept as spans; above it, sampled 1-in-N"),
   v("NETFLOW_WORKERS", "CPU cores - 1, at least 1", "pipeline Workers; each exporter + domain goes to one",

@@ -9,10 +9,13 @@
  * await server.close();
  * ```
  */
+import { createHash, timingSafeEqual } from "node:crypto";
 import http from "node:http";
+import { Buffer } from "node:buffer";
 import type { AddressInfo } from "node:net";
 import { formatHostPort } from "./netflow/addresses.ts";
 import { BindError } from "./udp/source.ts";
+import type { HttpAuth } from "./config_values.ts";
 import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status_page.ts";
 
 export interface HttpHandlers {
@@ -22,8 +25,10 @@ export interface HttpHandlers {
   healthy: () => boolean;
   /** Lines that follow "ok" / "unhealthy" in `/healthz` (the export state). */
   healthDetail?: () => string;
-  /** The status page's data: the JSON value for an `/api/…` path, or undefined (404). */
+  /** The status page's data: the JSON value for an `/api/…` path (or a promise of it), or undefined (404). */
   api?: (path: string) => unknown;
+  /** NETFLOW_HTTP_AUTH: what every path but `/healthz` requires. */
+  auth?: HttpAuth;
 }
 
 export interface HttpServer {
@@ -39,7 +44,8 @@ const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
  * not allowed.
  */
 export function startHttpServer(host: string, port: number, handlers: HttpHandlers): Promise<HttpServer> {
-  const server = http.createServer((req, res) => {
+  const authorized = handlers.auth === undefined ? undefined : authorizationCheck(handlers.auth);
+  const server = http.createServer(async (req, res) => {
     const path = (req.url ?? "/").split("?")[0];
     const reply = (status: number, body: string, type = "text/plain; charset=utf-8") => {
       res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
@@ -51,6 +57,11 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
         const detail = handlers.healthDetail?.() ?? "";
         return handlers.healthy() ? reply(200, `ok\n${detail}`) : reply(503, `unhealthy\n${detail}`);
       }
+      if (authorized !== undefined && !authorized(req.headers.authorization)) {
+        const scheme = handlers.auth!.scheme === "basic" ? "Basic" : "Bearer";
+        res.setHeader("www-authenticate", `${scheme} realm="netflow2traces"`);
+        return reply(401, "unauthorized: this collector needs NETFLOW_HTTP_AUTH credentials\n");
+      }
       if (path === "/metrics") return reply(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
       if (handlers.api !== undefined) {
         if (path === "/") {
@@ -58,7 +69,7 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
           return reply(200, STATUS_PAGE, "text/html; charset=utf-8");
         }
         if (path.startsWith("/api/")) {
-          const value = handlers.api(path);
+          const value = await handlers.api(path);
           if (value !== undefined) return reply(200, JSON.stringify(value), "application/json");
         }
       }
@@ -76,7 +87,13 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
         : err.code === "EADDRNOTAVAIL"
         ? "address not available on this host"
         : err.message;
-      reject(new BindError(`cannot listen on http ${formatHostPort(host, port)}: ${why}`));
+      reject(
+        new BindError(
+          `cannot listen on http ${
+            formatHostPort(host, port)
+          }: ${why} (NETFLOW_HTTP_LISTEN: another host:port, or off)`,
+        ),
+      );
     });
     server.listen(port, host, () => {
       let closing: Promise<void> | undefined;
@@ -92,4 +109,24 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
       });
     });
   });
+}
+
+/**
+ * A check of the Authorization header against NETFLOW_HTTP_AUTH. Digests are compared in constant time,
+ * so neither the secret nor its length shows in how long a refusal takes.
+ */
+function authorizationCheck(auth: HttpAuth): (header: string | undefined) => boolean {
+  const credentials = auth.scheme === "bearer"
+    ? auth.token
+    : Buffer.from(`${auth.user}:${auth.password}`, "utf8").toString("base64");
+  const scheme = auth.scheme === "bearer" ? "bearer " : "basic ";
+  const expected = digest(credentials);
+  return (header) => {
+    if (header === undefined || header.slice(0, scheme.length).toLowerCase() !== scheme) return false;
+    return timingSafeEqual(digest(header.slice(scheme.length).trim()), expected);
+  };
+}
+
+function digest(s: string): Uint8Array {
+  return createHash("sha256").update(s).digest();
 }

@@ -14,6 +14,8 @@ import { RateLimiter } from "./rate_limit.ts";
 import { ExporterActivity, type ExporterSummary } from "./exporter_activity.ts";
 import { samplingOverrideLookup } from "./exporter_rules.ts";
 import { Enrichment, type EnrichmentTable } from "./enrichment.ts";
+import { TopTalkers, type TopWindow } from "./top_talkers.ts";
+import { type RecentFlow, RecentFlows } from "./recent_flows.ts";
 
 /** How often data waiting for its template is checked for expiry. */
 const EXPIRE_INTERVAL_MS = 1_000;
@@ -52,6 +54,8 @@ export class Pipeline {
   private readonly seen = new Set<string>();
   private readonly mistakeLog: RateLimitedLogger;
   private readonly activity = new ExporterActivity();
+  private readonly topTalkers = new TopTalkers();
+  private readonly recentFlows = new RecentFlows();
   private readonly timers: ReturnType<typeof setInterval>[] = [];
   private readonly limitLog: RateLimitedLogger;
   /** Timed by each datagram's receipt (`receivedAtMs`), like the rest of the decoder. */
@@ -127,6 +131,16 @@ export class Pipeline {
     return this.activity.summaries(this.decoder.templateCounts(), nowMs);
   }
 
+  /** The top talkers of the last 1, 5 and 15 minutes (the status page asks; nothing is sent unasked). */
+  topWindows(nowMs = Date.now()): TopWindow[] {
+    return this.topTalkers.windows(nowMs);
+  }
+
+  /** The last flows with their span attributes as exported, newest first. */
+  lastFlows(): RecentFlow[] {
+    return this.recentFlows.list(this.settings);
+  }
+
   /** What NETFLOW_TEMPLATE_CACHE_FILE keeps of this pipeline's exporters: the JSON text of an array. */
   templates(): string {
     return JSON.stringify((this.decoder.snapshot() as { exporters: unknown[] }).exporters);
@@ -168,6 +182,8 @@ export class Pipeline {
     }
     this.enrichment?.apply(packet);
     this.activity.record(packet);
+    this.topTalkers.record(packet);
+    this.recentFlows.record(packet);
     this.sink.emit(packet);
   }
 

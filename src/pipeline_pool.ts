@@ -18,6 +18,7 @@ import type { Logger } from "./log.ts";
 import { type TemplateDecoderStats, zeroDecoderStats } from "./netflow/decoder_stats.ts";
 import {
   BatchWriter,
+  type Look,
   pipelineSettings,
   type PipelineSnapshot,
   type WorkerReply,
@@ -44,6 +45,15 @@ const BATCH_LINGER_MS = 50;
  * every 250 ms, and at 150k v5 flows/s that is about 30 full 64 KiB batches.
  */
 const MAX_BATCHES_BEHIND = 512;
+/** A status-page question waits this long for the Workers; one that has not answered is left out. */
+const LOOK_TIMEOUT_MS = 2_000;
+
+/** A status-page question on its way to the Workers: their answers, by Worker. */
+interface PendingLook {
+  answers: unknown[][];
+  waiting: number;
+  done: (answers: unknown[][]) => void;
+}
 
 export class PipelinePool {
   readonly size: number;
@@ -59,6 +69,8 @@ export class PipelinePool {
   private readonly handled: number[];
   private readonly templateFile: TemplateFileWriter | undefined;
   private lingering: ReturnType<typeof setTimeout> | undefined;
+  private readonly looks = new Map<number, PendingLook>();
+  private lookId = 0;
   private readonly ready: Promise<void>;
   private readonly stopped: Promise<void>;
 
@@ -110,6 +122,13 @@ export class PipelinePool {
           case "exporters":
             this.summaries[i] = msg.list;
             break;
+          case "look": {
+            const look = this.looks.get(msg.id);
+            if (look === undefined) break; // answered after the timeout
+            look.answers.push(msg.value);
+            if (--look.waiting === 0) look.done(look.answers);
+            break;
+          }
           case "stopped":
             if (msg.exporters !== undefined) this.templateFile?.update(i, msg.exporters);
             this.apply(i, msg.snapshot);
@@ -162,6 +181,25 @@ export class PipelinePool {
   /** Every exporter's summary, merged over the Workers, busiest first (at most a second old). */
   exporters(): ExporterSummary[] {
     return mergeSummaries(this.summaries);
+  }
+
+  /**
+   * Asks every Worker for its top talkers or last flows (`T` is what a Worker answers), and resolves with
+   * the answers that came within {@link LOOK_TIMEOUT_MS}: a busy Worker delays the page, never the pipeline.
+   */
+  look<T>(what: Look): Promise<T[]> {
+    const id = ++this.lookId;
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => finish(look.answers), LOOK_TIMEOUT_MS);
+      const finish = (answers: unknown[][]) => {
+        clearTimeout(timer);
+        this.looks.delete(id);
+        resolve(answers as T[]);
+      };
+      const look: PendingLook = { answers: [], waiting: this.size, done: finish };
+      this.looks.set(id, look);
+      for (const w of this.workers) w.postMessage({ type: "look", id, what } satisfies WorkerRequest);
+    });
   }
 
   /** A new enrichment table (the file re-read on SIGHUP), for every Worker. */

@@ -9,6 +9,11 @@ import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
 import { workerSpoolDir } from "./traces/spool.ts";
+import type { TopWindow } from "./top_talkers.ts";
+import type { RecentFlow } from "./recent_flows.ts";
+
+/** What the status page can ask a Worker for. */
+export type Look = "top" | "flows";
 
 /**
  * Everything the pipeline needs: the configuration itself (plain data, so it crosses into the Worker as it
@@ -78,6 +83,8 @@ export type WorkerRequest =
   | { type: "batch"; buffer: ArrayBuffer; count: number }
   /** NETFLOW_ENRICH_FILE re-read (SIGHUP). */
   | { type: "enrich"; table: EnrichmentTable }
+  /** The status page asks for what only the Worker has: its top talkers or its last flows. */
+  | { type: "look"; id: number; what: Look }
   | { type: "stop" };
 
 export type WorkerReply =
@@ -87,6 +94,7 @@ export type WorkerReply =
   | { type: "exporters"; list: ExporterSummary[] }
   /** The Worker's exporters for NETFLOW_TEMPLATE_CACHE_FILE, as the JSON text of an array. */
   | { type: "templates"; exporters: string }
+  | { type: "look"; id: number; value: TopWindow[] | RecentFlow[] }
   | { type: "stopped"; snapshot: PipelineSnapshot; exporters?: string };
 
 /** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */

@@ -50,6 +50,13 @@ scope.onmessage = (event) => {
         pipeline!.handle(datagram, address, port, receivedAtMs, listener);
       });
       break;
+    case "look":
+      scope.postMessage({
+        type: "look",
+        id: msg.id,
+        value: msg.what === "top" ? pipeline!.topWindows() : pipeline!.lastFlows(),
+      });
+      break;
     case "enrich":
       pipeline!.setEnrichment(msg.table);
       break;

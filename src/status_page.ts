@@ -1,6 +1,7 @@
 /**
- * The live status page at `/` of NETFLOW_HTTP_LISTEN: exporters and export health, polled from
- * `/api/exporters` and `/api/export` every 2 s. Plain HTML, CSS and JavaScript in one string, shipped in the
+ * The live status page at `/` of NETFLOW_HTTP_LISTEN: exporters, export health, top talkers and the last
+ * flows, polled from `/api/exporters`, `/api/export`, `/api/top` and `/api/flows` every 2 s (with
+ * NETFLOW_HTTP_AUTH a bearer token comes from the address's `#token=…`; basic credentials from the browser). Plain HTML, CSS and JavaScript in one string, shipped in the
  * binary: no CDN, no build step, no external request (the Content-Security-Policy forbids any). Every value
  * reaches the page through `textContent`, never as markup, since exporter-supplied strings (names) are shown.
  */
@@ -15,6 +16,7 @@ export const STATUS_PAGE = `<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netflow2traces</title>
+<link rel="icon" href="data:,">
 <style>
   body { font: 14px/1.4 system-ui, sans-serif; margin: 1.5rem; color: #1d232a; background: #f7f8fa; }
   h1 { font-size: 1.3rem; margin: 0 0 1rem; } h2 { font-size: 1.05rem; margin: 1.5rem 0 .5rem; }
@@ -24,6 +26,10 @@ export const STATUS_PAGE = `<!doctype html>
   .ok { color: #137333; font-weight: 600; } .failing { color: #b3261e; font-weight: 600; }
   .box { background: #fff; padding: .8rem 1rem; border: 1px solid #e3e6ea; display: inline-block; min-width: 24rem; }
   .muted { color: #6b7280; } svg { vertical-align: middle; }
+  .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); gap: .8rem; }
+  .grid h3 { font-size: .9rem; margin: 0 0 .3rem; }
+  #flows tr.flow { cursor: pointer; } #flows tr.flow:hover { background: #f0f4ff; }
+  pre { margin: 0; white-space: pre-wrap; font-size: 12px; }
 </style>
 </head>
 <body>
@@ -39,6 +45,24 @@ export const STATUS_PAGE = `<!doctype html>
   </tr></thead>
   <tbody id="exporters"><tr><td colspan="14" class="muted">no exporter yet</td></tr></tbody>
 </table>
+<h2>Top talkers <select id="window" aria-label="window"><option value="0">last 1 min</option>
+  <option value="1">last 5 min</option><option value="2">last 15 min</option></select>
+  <span id="top-range" class="muted"></span></h2>
+<div class="grid">
+  <div><h3>sources</h3><table><tbody id="top-source"></tbody></table></div>
+  <div><h3>destinations</h3><table><tbody id="top-destination"></tbody></table></div>
+  <div><h3>conversations</h3><table><tbody id="top-conversation"></tbody></table></div>
+  <div><h3>services (protocol / lower port)</h3><table><tbody id="top-service"></tbody></table></div>
+  <div><h3>exporter interfaces</h3><table><tbody id="top-interface"></tbody></table></div>
+</div>
+<h2>Last flows <span id="flows-note" class="muted">click a flow for all its attributes, as exported</span></h2>
+<table>
+  <thead><tr>
+    <th>received</th><th>exporter</th><th>source</th><th>destination</th><th>protocol</th><th>bytes</th>
+    <th>packets</th><th>in / out</th>
+  </tr></thead>
+  <tbody id="flows"></tbody>
+</table>
 <script>
 "use strict";
 const el = (tag, text, cls) => {
@@ -48,6 +72,19 @@ const el = (tag, text, cls) => {
   return e;
 };
 const time = (ms) => (ms ? new Date(ms).toLocaleTimeString() : "");
+// NETFLOW_HTTP_AUTH=bearer:…: the token from the address (#token=…), which never reaches a server log.
+const token = new URLSearchParams(location.hash.slice(1)).get("token");
+const api = (path) => fetch(path, token ? { headers: { authorization: "Bearer " + token } } : {}).then((r) => {
+  if (r.status === 401) throw new Error("401: open this page as /#token=… (bearer) or with the basic credentials");
+  return r.json();
+});
+const units = (n, unit) => {
+  const prefixes = ["", "k", "M", "G", "T", "P"];
+  let i = 0;
+  while (n >= 1000 && i < prefixes.length - 1) { n /= 1000; i++; }
+  return (i === 0 ? String(Math.round(n)) : n.toFixed(n < 10 ? 2 : 1)) + " " + prefixes[i] + unit;
+};
+const PROTOCOLS = { 1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "ipv6-icmp", 132: "sctp" };
 const versionName = (v) => (v === 10 ? "IPFIX" : "v" + v);
 function sparkline(values) {
   const ns = "http://www.w3.org/2000/svg", w = 120, h = 18, max = Math.max(1, ...values);
@@ -71,12 +108,69 @@ function row(cells) {
   }
   return tr;
 }
+function showTop(top) {
+  const w = top.windows[Number(document.getElementById("window").value)];
+  if (!w) return;
+  const seconds = Math.max(1, (Math.min(top.nowMs, w.toMs) - w.fromMs) / 1000);
+  document.getElementById("top-range").textContent = "since " + time(w.fromMs) + ": " + units(w.bytes, "B") +
+    ", " + units(w.bytes * 8 / seconds, "bit/s") + ", " + w.flows + " flows";
+  for (const [dimension, rows] of Object.entries(w.top)) {
+    const body = document.getElementById("top-" + dimension);
+    if (!body) continue;
+    body.replaceChildren();
+    for (const r of rows) {
+      // A figure that may be over (a key that entered the bounded sketch late) says so.
+      const bytes = (r.error > 0 ? "≤ " : "") + units(r.bytes, "B");
+      const cells = [[r.key]];
+      if (dimension === "interface") {
+        cells.push([r.name ?? ""], [units(r.inBytes * 8 / seconds, "bit/s") + " in", true],
+          [units(r.outBytes * 8 / seconds, "bit/s") + " out", true]);
+      } else {
+        cells.push([bytes, true], [units(r.bytes * 8 / seconds, "bit/s"), true], [r.flows + " flows", true]);
+      }
+      body.appendChild(row(cells));
+    }
+    if (rows.length === 0) body.appendChild(row([["nothing yet"]]));
+  }
+}
+function showFlows(list) {
+  const body = document.getElementById("flows");
+  if (body.querySelector("tr.open")) return; // keep an opened flow still while it is read
+  body.replaceChildren();
+  for (const f of list.flows) {
+    const a = f.attributes;
+    const endpoint = (addr, port) => (addr ?? "") + (port !== undefined ? ":" + port : "");
+    const tr = row([
+      [time(f.receivedAtMs)], [f.exporter], [endpoint(a["source.address"], a["source.port"])],
+      [endpoint(a["destination.address"], a["destination.port"])],
+      [a["network.transport"] ?? a["network.protocol.name"] ?? PROTOCOLS[a["network.protocol.number"]] ??
+        a["network.protocol.number"] ?? ""],
+      [a["netflow.flow.bytes"] ?? "", true], [a["netflow.flow.packets"] ?? "", true],
+      [(a["netflow.interface.input.name"] ?? a["netflow.interface.input"] ?? "") + " / " +
+        (a["netflow.interface.output.name"] ?? a["netflow.interface.output"] ?? "")],
+    ]);
+    tr.className = "flow";
+    tr.addEventListener("click", () => {
+      const next = tr.nextSibling;
+      if (next && next.className === "detail") { next.remove(); tr.classList.remove("open"); return; }
+      const detail = el("tr", undefined, "detail"), td = el("td");
+      td.colSpan = 8;
+      td.appendChild(el("pre", JSON.stringify({ startMs: f.startMs, endMs: f.endMs, attributes: a }, null, 2)));
+      detail.appendChild(td);
+      tr.after(detail);
+      tr.classList.add("open");
+    });
+    body.appendChild(tr);
+  }
+  if (list.flows.length === 0) body.appendChild(row([["no flow yet"]]));
+}
 async function refresh() {
   try {
-    const [ex, exp] = await Promise.all([
-      fetch("/api/exporters").then((r) => r.json()),
-      fetch("/api/export").then((r) => r.json()),
+    const [ex, exp, top, flows] = await Promise.all([
+      api("/api/exporters"), api("/api/export"), api("/api/top"), api("/api/flows"),
     ]);
+    showTop(top);
+    showFlows(flows);
     const body = document.getElementById("exporters");
     body.replaceChildren();
     for (const e of ex.exporters) {

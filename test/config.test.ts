@@ -76,7 +76,8 @@ Deno.test("every default, with nothing set", () => {
   assert.equal(c.samplingDefault, undefined);
   assert.deepEqual(c.samplingOverrides, []);
   assert.equal(samplingOverrideLookup(c.samplingOverrides)?.("10.0.0.1"), undefined);
-  assert.equal(c.httpListen, undefined);
+  assert.deepEqual(c.httpListen, { host: "127.0.0.1", port: 9464 });
+  assert.equal(c.httpAuth, undefined);
   assert.equal(c.statsIntervalMs, 60_000);
   assert.deepEqual(c.warnings, []);
 });
@@ -172,6 +173,12 @@ const INVALID: [string, string][] = [
   ["NETFLOW_HTTP_LISTEN", "9464x"],
   ["NETFLOW_HTTP_LISTEN", "0.0.0.0:99999"],
   ["NETFLOW_HTTP_LISTEN", "::1:9464"],
+  ["NETFLOW_HTTP_AUTH", "token"],
+  ["NETFLOW_HTTP_AUTH", "bearer:"],
+  ["NETFLOW_HTTP_AUTH", "bearer:a b"],
+  ["NETFLOW_HTTP_AUTH", "basic:nopassword"],
+  ["NETFLOW_HTTP_AUTH", "basic::pw"],
+  ["NETFLOW_HTTP_AUTH", "digest:u:p"],
   ["NETFLOW_STATS_INTERVAL", "-5"],
   ["NETFLOW_STATS_INTERVAL", "1m"],
   ["NETFLOW_ENRICH_FILE", "/nonexistent/enrich.yaml"],
@@ -201,7 +208,10 @@ Deno.test("every invalid value is a one-line ConfigError naming the variable, th
   for (const [name, value] of INVALID) {
     const message = rejects({ [name]: value });
     assert.ok(message.startsWith(`invalid ${name}=`), `${name}=${value}: ${message}`);
-    if (!name.includes("HEADERS")) assert.ok(message.includes(JSON.stringify(value)), message);
+    // Headers and credentials are secrets: their messages do not repeat them.
+    if (!name.includes("HEADERS") && !name.includes("AUTH")) {
+      assert.ok(message.includes(JSON.stringify(value)), message);
+    }
     assert.match(message, /: \S.{8,}/, "says what is allowed");
   }
   const covered = new Set(INVALID.map(([n]) => n));
@@ -482,7 +492,10 @@ Deno.test("allowed exporters: comma-separated IPv4/IPv6 CIDRs and bare addresses
   assert.ok(!set.contains("172.16.0.1"));
 });
 
-Deno.test("HTTP listen address: host:port, [v6]:port, :port", () => {
+Deno.test("HTTP listen address: 127.0.0.1:9464 by default; host:port, [v6]:port, :port; off", () => {
+  assert.deepEqual(run({}).httpListen, { host: "127.0.0.1", port: 9464 });
+  assert.equal(run({ NETFLOW_HTTP_LISTEN: "off" }).httpListen, undefined);
+  assert.equal(run({ NETFLOW_HTTP_LISTEN: "OFF" }).httpListen, undefined);
   assert.deepEqual(run({ NETFLOW_HTTP_LISTEN: "127.0.0.1:9464" }).httpListen, {
     host: "127.0.0.1",
     port: 9464,
@@ -494,6 +507,20 @@ Deno.test("HTTP listen address: host:port, [v6]:port, :port", () => {
     host: "localhost",
     port: 8080,
   });
+});
+
+Deno.test("HTTP auth: bearer:TOKEN or basic:USER:PASSWORD (the password may hold colons); errors hide the secret", () => {
+  assert.deepEqual(run({ NETFLOW_HTTP_AUTH: "bearer:s3cr3t-token" }).httpAuth, {
+    scheme: "bearer",
+    token: "s3cr3t-token",
+  });
+  assert.deepEqual(run({ NETFLOW_HTTP_AUTH: "Basic:admin:pa:ss" }).httpAuth, {
+    scheme: "basic",
+    user: "admin",
+    password: "pa:ss",
+  });
+  assert.equal(run({}).httpAuth, undefined);
+  assert.throws(() => run({ NETFLOW_HTTP_AUTH: "bearer:a b" }), (e: Error) => !e.message.includes("a b"));
 });
 
 Deno.test("stats interval in seconds; 0 turns it off", () => {

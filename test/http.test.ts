@@ -64,7 +64,10 @@ Deno.test("http: a port in use is a BindError with one clear line", async () => 
       startHttpServer("127.0.0.1", first.port, { healthy: () => true, metrics: () => "" }),
       (err: Error) => {
         assert.ok(err instanceof BindError);
-        assert.equal(err.message, `cannot listen on http 127.0.0.1:${first.port}: address already in use`);
+        assert.equal(
+          err.message,
+          `cannot listen on http 127.0.0.1:${first.port}: address already in use (NETFLOW_HTTP_LISTEN: another host:port, or off)`,
+        );
         return true;
       },
     );
@@ -101,7 +104,7 @@ Deno.test("healthcheck: exit 0 when healthy, 1 when unhealthy, down, or not conf
     await server.close();
   }
   assert.equal(await runHealthcheck([`127.0.0.1:${port}`], {}), 1, "nothing listening");
-  assert.equal(await runHealthcheck([], {}), 1, "NETFLOW_HTTP_LISTEN unset");
+  assert.equal(await runHealthcheck([], { NETFLOW_HTTP_LISTEN: "off" }), 1, "NETFLOW_HTTP_LISTEN off");
   assert.equal(await runHealthcheck(["bogus"], {}), 1);
 });
 

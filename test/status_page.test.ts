@@ -97,7 +97,8 @@ Deno.test("status page: no external resource, and values only ever as text", () 
   // No URL to load anything from (the SVG namespace is a name, not a request).
   const urls = STATUS_PAGE.match(/https?:\/\/[^\s"'`)]+/g) ?? [];
   assert.deepEqual([...new Set(urls)], ["http://www.w3.org/2000/svg"]);
-  assert.doesNotMatch(STATUS_PAGE, /\b(src|href)\s*=/i);
+  // Only the icon, inline (else the browser asks for /favicon.ico and logs a 404).
+  assert.deepEqual(STATUS_PAGE.match(/\b(src|href)\s*=\s*"[^"]*"/gi), ['href="data:,"']);
   assert.doesNotMatch(STATUS_PAGE, /innerHTML|outerHTML|insertAdjacentHTML|document\.write/);
   assert.match(STATUS_PAGE, /textContent/);
   // The script at least parses (a syntax error would leave the page at "loading…").
@@ -122,4 +123,138 @@ Deno.test("exporter activity: bounded (the least recently seen go), merged acros
   const merged = mergeSummaries([list.slice(0, 2), list.slice(0, 1)]);
   assert.equal(merged.length, 2);
   assert.equal(merged.find((s) => s.address === list[0].address)!.flows, 2);
+});
+
+Deno.test("top talkers and last flows through the collector (2 Workers): exact for known datagrams, flows as exported", async () => {
+  const dir = Deno.makeTempDirSync();
+  writeFileSync(
+    join(dir, "enrich.yaml"),
+    `exporters:\n  - { match: 127.0.0.2, interfaces: { 3: "${HOSTILE}" } }\n`,
+  );
+  const receiver = await startOtlpReceiver({ protocol: "grpc" });
+  const httpPort = freeTcpPort();
+  const collector = await startCollectorProcess({
+    NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    NETFLOW_ENRICH_FILE: join(dir, "enrich.yaml"),
+    NETFLOW_WORKERS: "2",
+    OTEL_EXPORTER_OTLP_ENDPOINT: receiver.url,
+    OTEL_BSP_SCHEDULE_DELAY: "100",
+    NETFLOW_STATS_INTERVAL: "0",
+  });
+  const sockets = ["127.0.0.2", "127.0.0.3"].map((hostname) =>
+    Deno.listenDatagram({ hostname, port: 0, transport: "udp" })
+  );
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: collector.port };
+  const getJson = async (path: string) => await (await fetch(`http://127.0.0.1:${httpPort}${path}`)).json();
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    // From each exporter: 3 datagrams of 10 flows; 10.0.0.1 sends 1,000 B a flow to 10.0.0.100:443 on
+    // interface 3 → 5, everyone else 10 B to 10.0.0.200:53/udp.
+    let sent = 0;
+    for (const [e, socket] of sockets.entries()) {
+      for (let d = 0; d < 3; d++) {
+        const flows = Array.from({ length: 10 }, (_, i) => {
+          const big = i === 0;
+          return {
+            srcAddr: big ? "10.0.0.1" : `10.1.${e}.${d * 10 + i}`,
+            dstAddr: big ? "10.0.0.100" : "10.0.0.200",
+            srcPort: 40_000 + sent++,
+            dstPort: big ? 443 : 53,
+            protocol: big ? 6 : 17,
+            packets: big ? 10 : 1,
+            bytes: big ? 1_000 : 10,
+            inputIf: 3,
+            outputIf: 5,
+            firstSwitched: 9_000,
+            lastSwitched: 9_500,
+          };
+        });
+        await socket.send(encodeV5({ sysUptimeMs: 10_000, unixSecs: now, sequence: d * 10 }, flows), to);
+      }
+    }
+    const spans = await receiver.waitForSpans(6 * 12, 10_000);
+    const top = await getJson("/api/top");
+    assert.deepEqual(top.windows.map((w: { minutes: number }) => w.minutes), [1, 5, 15]);
+    const w = top.windows[0];
+    assert.deepEqual([w.bytes, w.flows, w.sampled], [6 * 1_000 + 54 * 10, 60, false]);
+    const pick = (rows: { key: string; bytes: number; flows: number }[]) =>
+      rows.slice(0, 2).map((r) => [r.key, r.bytes, r.flows]);
+    assert.deepEqual(pick(w.top.source), [["10.0.0.1", 6_000, 6], [w.top.source[1].key, 10, 1]]);
+    assert.deepEqual(pick(w.top.destination), [["10.0.0.100", 6_000, 6], [
+      "10.0.0.200",
+      540,
+      54,
+    ]]);
+    assert.deepEqual(pick(w.top.service), [["tcp/443", 6_000, 6], ["udp/53", 540, 54]]);
+    assert.deepEqual(pick(w.top.conversation)[0], ["10.0.0.1 ↔ 10.0.0.100", 6_000, 6]);
+    const if3 = w.top.interface.find((r: { key: string }) => r.key === "127.0.0.2 3");
+    assert.deepEqual(
+      [if3.inBytes, if3.outBytes, if3.name],
+      [3_270, 0, HOSTILE],
+      "named by the enrichment file",
+    );
+    assert.equal(w.top.source.length, 10, "the top 10 only");
+
+    const { flows } = await getJson("/api/flows");
+    assert.equal(flows.length, 60);
+    // Each is exactly a span the receiver got (same attributes, same times), newest first.
+    const bySrcPort = new Map(
+      spans.filter((s) => s.name === "netflow.flow").map((s) => [s.attributes["source.port"], s]),
+    );
+    for (const f of flows) {
+      const span = bySrcPort.get(f.attributes["source.port"])!;
+      assert.deepEqual(f.attributes, span.attributes);
+      assert.equal(BigInt(Math.round(f.startMs * 1e6)), span.startNs);
+    }
+    assert.ok(
+      flows.every((f: { receivedAtMs: number }, i: number) =>
+        i === 0 || flows[i - 1].receivedAtMs >= f.receivedAtMs
+      ),
+    );
+    assert.equal(await collector.stop(), 0);
+  } finally {
+    for (const s of sockets) s.close();
+    collector.kill("SIGKILL");
+    await collector.exited;
+    await receiver.close();
+  }
+});
+
+Deno.test("NETFLOW_HTTP_AUTH: 401 with a challenge without credentials, 200 with them; /healthz stays open", async () => {
+  for (
+    const [auth, good, challenge] of [
+      ["bearer:t0ken-123", "Bearer t0ken-123", "Bearer"],
+      ["basic:admin:pa:ss", `Basic ${btoa("admin:pa:ss")}`, "Basic"],
+    ]
+  ) {
+    const httpPort = freeTcpPort();
+    const collector = await startCollectorProcess({
+      NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+      NETFLOW_HTTP_AUTH: auth,
+      OTEL_TRACES_EXPORTER: "none",
+    });
+    const get = (path: string, authorization?: string) =>
+      fetch(`http://127.0.0.1:${httpPort}${path}`, authorization ? { headers: { authorization } } : {});
+    try {
+      for (const path of ["/", "/api/exporters", "/api/top", "/api/flows", "/metrics"]) {
+        const refused = await get(path);
+        assert.equal(refused.status, 401, path);
+        assert.match(refused.headers.get("www-authenticate") ?? "", new RegExp(`^${challenge} realm=`));
+        await refused.body?.cancel();
+        const wrong = await get(path, good.slice(0, -1) + "x");
+        assert.equal(wrong.status, 401, `${path}: wrong credentials`);
+        await wrong.body?.cancel();
+        const ok = await get(path, good);
+        assert.equal(ok.status, 200, path);
+        await ok.body?.cancel();
+      }
+      const health = await get("/healthz");
+      assert.equal(health.status, 200);
+      await health.body?.cancel();
+      assert.ok(!collector.stderr().includes(auth.split(":")[1]), "the secret is never logged");
+    } finally {
+      collector.kill("SIGKILL");
+      await collector.exited;
+    }
+  }
 });

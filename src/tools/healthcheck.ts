@@ -2,12 +2,13 @@
  * `netflow2traces healthcheck [HOST:PORT | URL]`: asks a running collector's `/healthz` and exits 0 (healthy)
  * or 1. It is the Docker HEALTHCHECK of the scratch image, which has no shell and no curl.
  *
- * Without an argument it uses `NETFLOW_HTTP_LISTEN`; a wildcard listen host (`0.0.0.0`, `::`, empty) is
+ * Without an argument it uses `NETFLOW_HTTP_LISTEN` (default 127.0.0.1:9464); a wildcard listen host (`0.0.0.0`, `::`, empty) is
  * asked on loopback.
  */
 import http from "node:http";
 import process from "node:process";
 import { splitHostPort } from "../netflow/addresses.ts";
+import { DEFAULTS } from "../config_vars.ts";
 
 const TIMEOUT_MS = 3_000;
 
@@ -40,13 +41,13 @@ export async function runHealthcheck(
   if (args[0] === "-h" || args[0] === "--help") {
     process.stdout.write(
       "usage: netflow2traces healthcheck [HOST:PORT | URL]\n" +
-        "GETs /healthz of a running collector (default: NETFLOW_HTTP_LISTEN); exit 0 when healthy, else 1.\n",
+        "GETs /healthz of a running collector (default: NETFLOW_HTTP_LISTEN, else 127.0.0.1:9464); exit 0 when healthy, else 1.\n",
     );
     return 0;
   }
-  const target = args[0] ?? env.NETFLOW_HTTP_LISTEN;
-  if (!target) {
-    process.stderr.write("healthcheck: NETFLOW_HTTP_LISTEN is not set and no HOST:PORT was given\n");
+  const target = args[0] ?? (env.NETFLOW_HTTP_LISTEN?.trim() || DEFAULTS.httpListen);
+  if (target.toLowerCase() === "off") {
+    process.stderr.write("healthcheck: NETFLOW_HTTP_LISTEN is off and no HOST:PORT was given\n");
     return 1;
   }
   const url = healthzUrl(target);

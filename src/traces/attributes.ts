@@ -199,8 +199,10 @@ export function writeSpecAttributes(flow: Flow, index: number, version: number, 
   if (interval !== undefined && interval > 0) {
     out.number(K["netflow.sampling.interval"], interval);
     if (interval > 1) {
-      if (bytes !== undefined) out.number(K["netflow.flow.bytes.estimated"], estimate(bytes, interval));
-      if (packets !== undefined) out.number(K["netflow.flow.packets.estimated"], estimate(packets, interval));
+      if (bytes !== undefined) out.number(K["netflow.flow.bytes.estimated"], estimatedCount(bytes, interval));
+      if (packets !== undefined) {
+        out.number(K["netflow.flow.packets.estimated"], estimatedCount(packets, interval));
+      }
     }
   }
   if (src !== undefined && dst !== undefined && proto !== undefined) {
@@ -287,7 +289,8 @@ export function extraValue(v: FieldValue, maxValueBytes: number): FieldValue {
  * double no longer holds every integer, so the estimate is clamped there rather than rounded at random or
  * wrapped on the wire. Only absurd input gets near it (a 2^53-byte counter at 1-in-1000).
  */
-function estimate(count: number, interval: number): number {
+/** A sampled count scaled by the 1-in-N interval, rounded, within 0 … 2^53 − 1. */
+export function estimatedCount(count: number, interval: number): number {
   const e = Math.round(count * interval);
   return e >= 0 ? (e < Number.MAX_SAFE_INTEGER ? e : Number.MAX_SAFE_INTEGER) : 0;
 }

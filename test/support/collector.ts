@@ -79,7 +79,8 @@ export async function runCollectorCommand(args: string[], env: Record<string, st
 
 /**
  * Starts the collector with `env` (merged over a clean base environment) and waits for its "listening" line.
- * Unless the test sets them, it listens on a free 127.0.0.1 port and logs at INFO.
+ * Unless the test sets them, it listens on a free 127.0.0.1 port, logs at INFO, and serves no HTTP (the
+ * default 127.0.0.1:9464 would be taken by the first of the tests running at once).
  */
 export async function startCollectorProcess(
   env: Record<string, string>,
@@ -97,6 +98,7 @@ export async function startCollectorProcess(
       NO_COLOR: "1",
       NETFLOW_LISTEN_HOST: "127.0.0.1",
       NETFLOW_LISTEN_PORT: String(port),
+      NETFLOW_HTTP_LISTEN: "off",
       ...env,
     },
     stdin: "null",
