@@ -5,7 +5,7 @@
  *
  *   deno task bench:e2e [--rates 10000,50000,100000] [--seconds 10] [--protocols http,grpc] [--version 5]
  *                       [--collectors deno,sdk] [--collector "cmd args…"] [--compression gzip]
- *                       [--exporters N] [--workers N]
+ *                       [--exporters N] [--workers N] [--page] [--repeat N]
  *
  * --collectors: run in turn for each protocol and rate (a fresh receiver for each):
  *   deno      the product from source on Deno, as `deno task start` runs it (its V8 flags included)
@@ -19,6 +19,11 @@
  * --exporters: export streams the sender takes in turn (v5 engine IDs, v9 source IDs, IPFIX domains; 1 by
  *             default): with several, NETFLOW_WORKERS has streams to spread.
  * --workers:  NETFLOW_WORKERS for the product's collectors (default: the product's own, cores − 1).
+ * --page:     also run each product collector with the status page open: NETFLOW_HTTP_LISTEN on and, as the
+ *             page does, its four JSON endpoints fetched (by this process) once a second; the rows are named
+ *             `<collector>+page` and a ratio page/no-page of flow spans per CPU-second follows. Without it the
+ *             product runs with NETFLOW_HTTP_LISTEN=off.
+ * --repeat:   run every case this many times in turn (default 1); ratios are the median over the runs.
  *
  * For each protocol, offered rate (flows/s) and collector: flows offered, flows that arrived as spans, datagram
  * loss (sender vs the collector's own count, and the kernel's UDP receive-buffer drops), spans dropped or
@@ -43,6 +48,8 @@ const { values } = parseArgs({
     compression: { type: "string", default: "none" },
     exporters: { type: "string", default: "1" },
     workers: { type: "string" },
+    page: { type: "boolean", default: false },
+    repeat: { type: "string", default: "1" },
   },
 });
 const rates = values.rates!.split(",").map(Number);
@@ -141,7 +148,10 @@ const freePort = () => {
 
 type Row = Awaited<ReturnType<typeof measure>>;
 
-async function measure(protocol: "http" | "grpc", rate: number, name: string) {
+/** What the status page fetches every second (each of its panels' JSON). */
+const PAGE_PATHS = ["/api/exporters", "/api/export", "/api/top", "/api/flows"];
+
+async function measure(protocol: "http" | "grpc", rate: number, name: string, page = false) {
   const receiver = spawn([deno, "run", "-A", "bench/count_receiver.ts", protocol]);
   const rport = await until(
     () => {
@@ -152,7 +162,9 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     "receiver",
   );
   const port = freePort();
+  const httpPort = freePort(); // a UDP port free is almost surely free for TCP too
   const collector = spawn(commands[name], {
+    NETFLOW_HTTP_LISTEN: page ? `127.0.0.1:${httpPort}` : "off",
     NETFLOW_LISTEN_HOST: "127.0.0.1",
     NETFLOW_LISTEN_PORT: String(port),
     OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${rport}`,
@@ -187,6 +199,15 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
   ]);
   let peakRss = 0;
   const sampler = setInterval(() => (peakRss = Math.max(peakRss, procStats(pid).rssKb)), 250);
+  let polls = 0;
+  const poller = page
+    ? setInterval(async () => {
+      await Promise.all(
+        PAGE_PATHS.map((p) => fetch(`http://127.0.0.1:${httpPort}${p}`).then((r) => r.text())),
+      );
+      polls++;
+    }, 1_000)
+    : undefined;
   await sender.child.status;
   await sender.drained;
   const sent = JSON.parse(sender.lines.at(-1)!);
@@ -200,6 +221,7 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     await new Promise((r) => setTimeout(r, 100));
   }
   clearInterval(sampler);
+  clearInterval(poller);
   const cpuSeconds = (procStats(pid).cpuTicks - cpu0) / 100;
   const receiverCpuSeconds = (procStats(receiver.child.pid).cpuTicks - receiverCpu0) / 100;
   const wall = (performance.now() - t0) / 1000;
@@ -220,7 +242,7 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
   const got = JSON.parse(final);
   return {
     protocol,
-    collector: name,
+    collector: page ? `${name}+page` : name,
     offeredFlowsPerSec: rate,
     sentDatagrams: sent.datagrams,
     sentFlows: sent.flows,
@@ -240,34 +262,56 @@ async function measure(protocol: "http" | "grpc", rate: number, name: string) {
     flowSpansPerCpuSecond: Math.round(got.flowSpans / Math.max(cpuSeconds, 0.01)),
     receiverCpuPct: Math.round((100 * receiverCpuSeconds) / wall),
     achievedFlowsPerSec: Math.round(sent.flows / sent.seconds),
+    pagePolls: polls,
   };
 }
 
 const rows: Row[] = [];
-for (const protocol of protocols) {
-  for (const rate of rates) {
-    for (const name of collectors) {
-      rows.push(await measure(protocol, rate, name));
-      console.error(JSON.stringify(rows.at(-1)));
+const repeat = Number(values.repeat);
+for (let run = 0; run < repeat; run++) {
+  for (const protocol of protocols) {
+    for (const rate of rates) {
+      for (const name of collectors) {
+        rows.push(await measure(protocol, rate, name));
+        console.error(JSON.stringify(rows.at(-1)));
+        if (values.page && !isSdk(name)) {
+          rows.push(await measure(protocol, rate, name, true));
+          console.error(JSON.stringify(rows.at(-1)));
+        }
+      }
     }
   }
 }
 
-// Each product run against the SDK path's run of the same protocol and rate (on the same runtime if it ran).
-const ratios = rows.filter((r) => !isSdk(r.collector)).flatMap((r) => {
-  const sdk = r.collector === "bun" && collectors.includes("sdk-bun") ? "sdk-bun" : "sdk";
-  const base = rows.find((b) =>
-    b.collector === sdk && b.protocol === r.protocol && b.offeredFlowsPerSec === r.offeredFlowsPerSec
-  );
-  if (!base) return [];
+const median = (xs: number[]) => xs.sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)];
+/** `r` against `base` over the runs of one protocol and rate: the median of the per-run ratios. */
+const ratioRow = (protocol: string, rate: number, name: string, baseName: string) => {
+  const of = (n: string) =>
+    rows.filter((x) => x.collector === n && x.protocol === protocol && x.offeredFlowsPerSec === rate);
+  const a = of(name), b = of(baseName);
+  if (a.length === 0 || b.length === 0) return [];
+  const n = Math.min(a.length, b.length);
+  const ratio = (k: "flowSpansPerCpuSecond" | "peakRssMb") =>
+    +median(Array.from({ length: n }, (_, i) => a[i][k] / b[i][k])).toFixed(3);
   return [{
-    protocol: r.protocol,
-    offeredFlowsPerSec: r.offeredFlowsPerSec,
-    ratio: `${r.collector}/${sdk}`,
-    flowSpansPerCpuSecond: +(r.flowSpansPerCpuSecond / base.flowSpansPerCpuSecond).toFixed(2),
-    peakRssMb: +(r.peakRssMb / base.peakRssMb).toFixed(2),
+    protocol,
+    offeredFlowsPerSec: rate,
+    ratio: `${name}/${baseName}`,
+    runs: n,
+    flowSpansPerCpuSecond: ratio("flowSpansPerCpuSecond"),
+    peakRssMb: ratio("peakRssMb"),
   }];
-});
+};
+// Each product run against the SDK path's run of the same protocol and rate (on the same runtime if it ran),
+// and with the page open against without.
+const ratios = protocols.flatMap((protocol) =>
+  rates.flatMap((rate) =>
+    collectors.filter((c) => !isSdk(c)).flatMap((c) => [
+      ...ratioRow(protocol, rate, c, c === "bun" && collectors.includes("sdk-bun") ? "sdk-bun" : "sdk"),
+      ...(values.page ? ratioRow(protocol, rate, `${c}+page`, c) : []),
+    ])
+  )
+);
 
 const table = (xs: Record<string, unknown>[]) => {
   const cols = Object.keys(xs[0] ?? {});

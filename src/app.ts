@@ -21,9 +21,7 @@ import {
 import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
 import { type DatagramSource, openDatagramSource } from "./udp/source.ts";
-import { type HttpServer, startHttpServer } from "./http.ts";
-import { mergeTopWindows, type TopWindow } from "./top_talkers.ts";
-import { mergeRecentFlows, type RecentFlow } from "./recent_flows.ts";
+import { type HttpServer, JsonText, startHttpServer } from "./http.ts";
 import {
   HealthTracker,
   type MetricsSources,
@@ -131,16 +129,10 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
   const statusApi = (path: string): unknown => {
     if (path === "/api/exporters") return { nowMs: Date.now(), exporters: pool.exporters() };
     if (path === "/api/top") {
-      return pool.look<TopWindow[]>("top").then((lists) => ({
-        nowMs: Date.now(),
-        windows: mergeTopWindows(lists),
-      }));
+      return pool.look("top").then((json) => new JsonText(`{"nowMs":${Date.now()},"windows":${json}}`));
     }
     if (path === "/api/flows") {
-      return pool.look<RecentFlow[]>("flows").then((lists) => ({
-        nowMs: Date.now(),
-        flows: mergeRecentFlows(lists),
-      }));
+      return pool.look("flows").then((json) => new JsonText(`{"nowMs":${Date.now()},"flows":${json}}`));
     }
     if (path === "/api/export") {
       return {

@@ -31,6 +31,11 @@ export interface HttpHandlers {
   auth?: HttpAuth;
 }
 
+/** An `/api/` answer that is JSON text already (sent as it is). */
+export class JsonText {
+  constructor(readonly text: string) {}
+}
+
 export interface HttpServer {
   /** The bound port (resolved when 0 was asked for). */
   port: number;
@@ -70,7 +75,10 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
         }
         if (path.startsWith("/api/")) {
           const value = await handlers.api(path);
-          if (value !== undefined) return reply(200, JSON.stringify(value), "application/json");
+          if (value !== undefined) {
+            const body = value instanceof JsonText ? value.text : JSON.stringify(value);
+            return reply(200, body, "application/json");
+          }
         }
       }
       return reply(404, "not found: try /, /metrics or /healthz\n");

@@ -19,6 +19,7 @@ import { type TemplateDecoderStats, zeroDecoderStats } from "./netflow/decoder_s
 import {
   BatchWriter,
   type Look,
+  lookMerge,
   pipelineSettings,
   type PipelineSnapshot,
   type WorkerReply,
@@ -48,11 +49,11 @@ const MAX_BATCHES_BEHIND = 512;
 /** A status-page question waits this long for the Workers; one that has not answered is left out. */
 const LOOK_TIMEOUT_MS = 2_000;
 
-/** A status-page question on its way to the Workers: their answers, by Worker. */
+/** A status-page question on its way to the Workers: their answers (JSON text). */
 interface PendingLook {
-  answers: unknown[][];
+  answers: string[];
   waiting: number;
-  done: (answers: unknown[][]) => void;
+  done: () => void;
 }
 
 export class PipelinePool {
@@ -125,8 +126,8 @@ export class PipelinePool {
           case "look": {
             const look = this.looks.get(msg.id);
             if (look === undefined) break; // answered after the timeout
-            look.answers.push(msg.value);
-            if (--look.waiting === 0) look.done(look.answers);
+            look.answers.push(msg.json);
+            if (--look.waiting === 0) look.done();
             break;
           }
           case "stopped":
@@ -184,21 +185,24 @@ export class PipelinePool {
   }
 
   /**
-   * Asks every Worker for its top talkers or last flows (`T` is what a Worker answers), and resolves with
-   * the answers that came within {@link LOOK_TIMEOUT_MS}: a busy Worker delays the page, never the pipeline.
+   * Asks every Worker for its top talkers or last flows and resolves with the answer as JSON text, from the
+   * Workers that answered within {@link LOOK_TIMEOUT_MS}: a busy Worker delays the page, never the pipeline.
    */
-  look<T>(what: Look): Promise<T[]> {
+  look(what: Look): Promise<string> {
     const id = ++this.lookId;
+    const final = this.size === 1;
     return new Promise((resolve) => {
-      const timer = setTimeout(() => finish(look.answers), LOOK_TIMEOUT_MS);
-      const finish = (answers: unknown[][]) => {
+      const finish = () => {
         clearTimeout(timer);
         this.looks.delete(id);
-        resolve(answers as T[]);
+        const { answers } = look;
+        if (final && answers.length === 1) return resolve(answers[0]);
+        resolve(JSON.stringify(lookMerge(what, answers.map((a) => JSON.parse(a)))));
       };
+      const timer = setTimeout(finish, LOOK_TIMEOUT_MS);
       const look: PendingLook = { answers: [], waiting: this.size, done: finish };
       this.looks.set(id, look);
-      for (const w of this.workers) w.postMessage({ type: "look", id, what } satisfies WorkerRequest);
+      for (const w of this.workers) w.postMessage({ type: "look", id, what, final } satisfies WorkerRequest);
     });
   }
 

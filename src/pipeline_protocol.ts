@@ -9,11 +9,16 @@ import type { DecodeCounters, ExportCounters } from "./counters.ts";
 import type { TemplateDecoderStats } from "./netflow/decoder_stats.ts";
 import type { ExportStatus } from "./traces/export_status.ts";
 import { workerSpoolDir } from "./traces/spool.ts";
-import type { TopWindow } from "./top_talkers.ts";
-import type { RecentFlow } from "./recent_flows.ts";
+import { mergeTopWindows, type TopWindow } from "./top_talkers.ts";
+import { mergeRecentFlows, type RecentFlow } from "./recent_flows.ts";
 
 /** What the status page can ask a Worker for. */
 export type Look = "top" | "flows";
+
+/** The Workers' answers to a look as one. */
+export function lookMerge(what: Look, parts: unknown[]): TopWindow[] | RecentFlow[] {
+  return what === "top" ? mergeTopWindows(parts as TopWindow[][]) : mergeRecentFlows(parts as RecentFlow[][]);
+}
 
 /**
  * Everything the pipeline needs: the configuration itself (plain data, so it crosses into the Worker as it
@@ -83,8 +88,11 @@ export type WorkerRequest =
   | { type: "batch"; buffer: ArrayBuffer; count: number }
   /** NETFLOW_ENRICH_FILE re-read (SIGHUP). */
   | { type: "enrich"; table: EnrichmentTable }
-  /** The status page asks for what only the Worker has: its top talkers or its last flows. */
-  | { type: "look"; id: number; what: Look }
+  /**
+   * The status page asks for what only the Worker has: its top talkers or its last flows; `final` when it
+   * is the only Worker (its answer is then the whole answer).
+   */
+  | { type: "look"; id: number; what: Look; final: boolean }
   | { type: "stop" };
 
 export type WorkerReply =
@@ -94,7 +102,8 @@ export type WorkerReply =
   | { type: "exporters"; list: ExporterSummary[] }
   /** The Worker's exporters for NETFLOW_TEMPLATE_CACHE_FILE, as the JSON text of an array. */
   | { type: "templates"; exporters: string }
-  | { type: "look"; id: number; value: TopWindow[] | RecentFlow[] }
+  /** The answer as JSON text. */
+  | { type: "look"; id: number; json: string }
   | { type: "stopped"; snapshot: PipelineSnapshot; exporters?: string };
 
 /** Room for several full-size datagrams; a batch is sent when the next datagram would not fit. */

@@ -5,7 +5,7 @@
  */
 import { createLogger } from "./log.ts";
 import { Pipeline } from "./pipeline.ts";
-import { readBatch, type WorkerReply, type WorkerRequest } from "./pipeline_protocol.ts";
+import { lookMerge, readBatch, type WorkerReply, type WorkerRequest } from "./pipeline_protocol.ts";
 
 /** How often counters go to the socket side (stats line, /metrics). */
 const SNAPSHOT_INTERVAL_MS = 250;
@@ -50,13 +50,14 @@ scope.onmessage = (event) => {
         pipeline!.handle(datagram, address, port, receivedAtMs, listener);
       });
       break;
-    case "look":
-      scope.postMessage({
-        type: "look",
-        id: msg.id,
-        value: msg.what === "top" ? pipeline!.topWindows() : pipeline!.lastFlows(),
-      });
+    case "look": {
+      // JSON text: a string crosses to the socket thread far cheaper than the objects (no structured clone),
+      // and a lone Worker's answer is final (merged with nothing), so it goes out as it is.
+      const value = msg.what === "top" ? pipeline!.topWindows() : pipeline!.lastFlows();
+      const final = msg.final ? lookMerge(msg.what, [value]) : value;
+      scope.postMessage({ type: "look", id: msg.id, json: JSON.stringify(final) });
       break;
+    }
     case "enrich":
       pipeline!.setEnrichment(msg.table);
       break;

@@ -29,6 +29,7 @@ export const STATUS_PAGE = `<!doctype html>
   .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); gap: .8rem; }
   .grid h3 { font-size: .9rem; margin: 0 0 .3rem; }
   #flows tr.flow { cursor: pointer; } #flows tr.flow:hover { background: #f0f4ff; }
+  .scroll { overflow-x: auto; }
   pre { margin: 0; white-space: pre-wrap; font-size: 12px; }
 </style>
 </head>
@@ -37,14 +38,14 @@ export const STATUS_PAGE = `<!doctype html>
 <h2>Export</h2>
 <div class="box" id="export">loading…</div>
 <h2>Exporters</h2>
-<table>
+<div class="scroll"><table>
   <thead><tr>
     <th>exporter</th><th>name</th><th>versions</th><th>domains</th><th>templates</th><th>sampling</th>
     <th>first seen</th><th>last seen</th><th>datagrams</th><th>flows</th><th>flows/s</th><th>last 10 min</th>
     <th>sequence lost</th><th>errors</th>
   </tr></thead>
   <tbody id="exporters"><tr><td colspan="14" class="muted">no exporter yet</td></tr></tbody>
-</table>
+</table></div>
 <h2>Top talkers <select id="window" aria-label="window"><option value="0">last 1 min</option>
   <option value="1">last 5 min</option><option value="2">last 15 min</option></select>
   <span id="top-range" class="muted"></span></h2>

@@ -18,6 +18,7 @@
  */
 import type { ExportPacket, Flow } from "./netflow/types.ts";
 import { estimatedCount } from "./traces/attributes.ts";
+import { hasPorts, protocolName } from "./traces/protocols.ts";
 
 /** The windows shown, in minutes. */
 export const TOP_WINDOWS = [1, 5, 15] as const;
@@ -64,18 +65,6 @@ export interface TopWindow {
   sampled: boolean;
   top: Record<Dimension, TopRow[]>;
 }
-
-/** Protocols whose flows have ports; the service is the lower of the two (the well-known side, mostly). */
-const PORTED = new Set([6, 17, 132]);
-const PROTOCOL_NAMES: Record<number, string> = {
-  1: "icmp",
-  6: "tcp",
-  17: "udp",
-  47: "gre",
-  50: "esp",
-  58: "ipv6-icmp",
-  132: "sctp",
-};
 
 interface Tally {
   bytes: number;
@@ -149,6 +138,10 @@ function emptySlot(startMs: number): Slot {
 
 export class TopTalkers {
   private readonly slots: Slot[] = Array.from({ length: SLOTS }, () => emptySlot(-1));
+  /** Per window, its whole minutes merged (see {@link pastMinutes}); the newest minute recorded. */
+  private readonly past: (PastMinutes | undefined)[] = [];
+  private pastChanges = 0;
+  private newest = -1;
   /** The sampling threshold z in bytes (0: every flow counts), and the second it is measured over. */
   private threshold = 0;
   private second = 0;
@@ -221,21 +214,44 @@ export class TopTalkers {
   /** Each window's top keys per dimension (more than the page shows: see {@link mergeTopWindows}). */
   windows(nowMs: number): TopWindow[] {
     const current = slotStart(nowMs);
-    return TOP_WINDOWS.map((minutes) => {
+    const now = this.slots.find((s) => s.startMs === current);
+    return TOP_WINDOWS.map((minutes, w) => {
       const fromMs = current - minutes * SLOT_MS;
-      const slots = this.slots.filter((s) => s.startMs >= fromMs && s.startMs <= current);
+      const past = this.pastMinutes(w, fromMs, current);
       const top = {} as Record<Dimension, TopRow[]>;
-      DIMENSIONS.forEach((d, i) => (top[d] = topRows(mergeSketches(slots.map((s) => s.sketches[i])), d)));
+      DIMENSIONS.forEach((d, i) => (top[d] = topRows(withCurrent(past.merged[i], now?.sketches[i]), d)));
       return {
         minutes,
         fromMs,
         toMs: current + SLOT_MS,
-        bytes: slots.reduce((n, s) => n + s.bytes, 0),
-        flows: slots.reduce((n, s) => n + s.flows, 0),
-        sampled: slots.some((s) => s.sampled),
+        bytes: past.bytes + (now?.bytes ?? 0),
+        flows: past.flows + (now?.flows ?? 0),
+        sampled: past.sampled || (now?.sampled ?? false),
         top,
       };
     });
+  }
+
+  /**
+   * The whole minutes of window `w` merged, kept until the minute turns (or a late datagram changes one), so
+   * a poll merges only the current minute into them: a few hundred keys instead of up to 16 × 200.
+   */
+  private pastMinutes(w: number, fromMs: number, current: number): PastMinutes {
+    const cached = this.past[w];
+    if (cached !== undefined && cached.current === current && cached.changes === this.pastChanges) {
+      return cached;
+    }
+    const slots = this.slots.filter((s) => s.startMs >= fromMs && s.startMs < current);
+    const merged: PastMinutes = {
+      current,
+      changes: this.pastChanges,
+      merged: DIMENSIONS.map((_, i) => mergeSketches(slots.map((s) => s.sketches[i]))),
+      bytes: slots.reduce((n, s) => n + s.bytes, 0),
+      flows: slots.reduce((n, s) => n + s.flows, 0),
+      sampled: slots.some((s) => s.sampled),
+    };
+    this.past[w] = merged;
+    return merged;
   }
 
   /** Keys held over all minutes and dimensions (the memory bound: at most 16 × 5 × {@link SKETCH_LIMIT}). */
@@ -254,6 +270,8 @@ export class TopTalkers {
       if (slot.startMs > start) return slot;
       slot = this.slots[index] = emptySlot(start);
     }
+    if (start < this.newest) this.pastChanges++; // a late datagram: the merged past minutes are stale
+    else this.newest = start;
     return slot;
   }
 }
@@ -264,14 +282,14 @@ function slotStart(ms: number): number {
 
 function serviceKey(f: Flow): number {
   const protocol = f.protocol!;
-  if (!PORTED.has(protocol) || f.srcPort === undefined || f.dstPort === undefined) return protocol * 65_536;
+  // The service of a flow with ports is the lower of the two (the well-known side, mostly).
+  if (!hasPorts(protocol) || f.srcPort === undefined || f.dstPort === undefined) return protocol * 65_536;
   return protocol * 65_536 + Math.min(f.srcPort, f.dstPort);
 }
 
 function serviceName(key: number): string {
   const protocol = Math.floor(key / 65_536), port = key % 65_536;
-  const name = PROTOCOL_NAMES[protocol] ?? String(protocol);
-  return PORTED.has(protocol) ? `${name}/${port}` : name;
+  return hasPorts(protocol) ? `${protocolName(protocol)}/${port}` : protocolName(protocol);
 }
 
 function nameFrom(t: Tally, f: Flow, key: string): void {
@@ -279,8 +297,26 @@ function nameFrom(t: Tally, f: Flow, key: string): void {
   if (typeof name === "string") t.name = name;
 }
 
+/** Several minutes' sketches as one: bytes as counted (without the floors keys entered with), with errors. */
+interface Merged {
+  tallies: Map<string | number, Tally>;
+  /** The sum of the minutes' floors: what a key absent from all of them may have had. */
+  floors: number;
+  /** The largest keys first, {@link WORKER_ROWS} of them. */
+  top: [string | number, Tally][];
+}
+
+interface PastMinutes {
+  current: number;
+  changes: number;
+  merged: Merged[];
+  bytes: number;
+  flows: number;
+  sampled: boolean;
+}
+
 /** The minutes' sketches as one: figures added; a key missing from a minute may have had up to its floor. */
-function mergeSketches(sketches: Sketch[]): Map<string | number, Tally> {
+function mergeSketches(sketches: Sketch[]): Merged {
   const out = new Map<string | number, Tally>();
   let floors = 0;
   for (const s of sketches) floors += s.floor;
@@ -291,21 +327,61 @@ function mergeSketches(sketches: Sketch[]): Map<string | number, Tally> {
         m = { bytes: 0, packets: 0, flows: 0, error: floors, inBytes: 0, outBytes: 0, name: undefined };
         out.set(key, m);
       }
-      m.bytes += t.bytes - t.error; // counted: the floor a key entered with is its error, not its bytes
-      m.packets += t.packets;
-      m.flows += t.flows;
-      // This minute's own error replaces the floor counted for it above.
-      m.error += t.error - s.floor;
-      m.inBytes += t.inBytes;
-      m.outBytes += t.outBytes;
-      m.name = t.name ?? m.name;
+      // Counted: the floor a key entered with is its error, not its bytes; and this minute's own error
+      // replaces the floor counted for it above.
+      add(m, t, t.bytes - t.error, t.error - s.floor);
     }
   }
-  return out;
+  return { tallies: out, floors, top: largest(out) };
 }
 
-function topRows(tallies: Map<string | number, Tally>, dimension: Dimension): TopRow[] {
-  const sorted = [...tallies].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, WORKER_ROWS);
+/** Adds the figures of `t` to `m`: `bytes` of them counted, and `m`'s error grows by `error`. */
+function add(m: Tally, t: Tally, bytes: number, error: number): void {
+  m.bytes += bytes;
+  m.packets += t.packets;
+  m.flows += t.flows;
+  m.error += error;
+  m.inBytes += t.inBytes;
+  m.outBytes += t.outBytes;
+  m.name = t.name ?? m.name;
+}
+
+/**
+ * The past minutes with the current one. Exact, merging only a few hundred keys: a key can be in the
+ * top only if it is in the past minutes' top or in the current minute (its past figure is then looked up).
+ */
+function withCurrent(past: Merged, now: Sketch | undefined): [string | number, Tally][] {
+  if (now === undefined || now.tallies.size === 0) return past.top;
+  const out = new Map<string | number, Tally>();
+  const start = (key: string | number): Tally => {
+    let m = out.get(key);
+    if (m === undefined) {
+      const p = past.tallies.get(key);
+      m = {
+        bytes: 0,
+        packets: 0,
+        flows: 0,
+        error: p === undefined ? past.floors : 0,
+        inBytes: 0,
+        outBytes: 0,
+        name: undefined,
+      };
+      if (p !== undefined) add(m, p, p.bytes, p.error);
+      m.error += now.floor; // replaced by the current minute's own error if the key is in it
+      out.set(key, m);
+    }
+    return m;
+  };
+  for (const [key] of past.top) start(key);
+  for (const [key, t] of now.tallies) add(start(key), t, t.bytes - t.error, t.error - now.floor);
+  return largest(out);
+}
+
+function largest(tallies: Map<string | number, Tally>): [string | number, Tally][] {
+  return [...tallies].sort((a, b) => b[1].bytes - a[1].bytes).slice(0, WORKER_ROWS);
+}
+
+function topRows(sorted: [string | number, Tally][], dimension: Dimension): TopRow[] {
   return sorted.map(([key, t]) => {
     const row: TopRow = {
       key: typeof key === "number" ? serviceName(key) : key,

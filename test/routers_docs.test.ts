@@ -54,10 +54,17 @@ interface Platform {
   heading: RegExp;
   /** Whose documentation the section follows (appears on its `Follows:` line). */
   vendor: RegExp;
-  /** The 60 s active timeout in the platform's syntax, searched in the section's code blocks and tables. */
+  /** The document (title, and the version or release where it matters) the `Follows:` line must name. */
+  follows: RegExp[];
+  /**
+   * The 60 s active timeout in the platform's syntax, searched in the section's code blocks and tables; every
+   * pattern must match (one per release family where the syntax differs).
+   */
   activeTimeout: RegExp[];
   /** Further things the snippet must contain. */
   also?: { what: string; re: RegExp }[];
+  /** Things the snippet must not contain (known past mistakes). */
+  never?: { what: string; re: RegExp }[];
   /** Things the section's text must say. */
   mentions?: RegExp[];
 }
@@ -67,115 +74,157 @@ const PLATFORMS: Platform[] = [
     name: "Cisco IOS-XE Flexible NetFlow",
     heading: /^Cisco IOS-XE \(Flexible NetFlow\)$/,
     vendor: /Cisco/,
+    follows: [/Flexible NetFlow Configuration Guide, Cisco IOS XE/, /IOS XE 16\.6/],
     activeTimeout: [/^\s*cache timeout active 60$/m],
     also: [
       { what: "the sampler option table", re: /^\s*option sampler-table\b/m },
       { what: "FNF on the interface", re: /^\s*ip flow monitor \S+ sampler \S+ input$/m },
     ],
+    never: [{ what: "classic `ip flow ingress` (not on IOS-XE)", re: /^\s*ip flow (ingress|egress)\b/m }],
   },
   {
     name: "Cisco classic IOS",
     heading: /^Cisco classic IOS/,
     vendor: /Cisco/,
+    follows: [/NetFlow Configuration Guide, Cisco IOS Release 15M&T/],
     // In minutes on classic IOS: 1 minute.
     activeTimeout: [/^ip flow-cache timeout active 1$/m],
     also: [
       { what: "ip flow-export", re: /^ip flow-export destination 192\.0\.2\.10 2055$/m },
       { what: "sampler options", re: /^ip flow-export template options sampler$/m },
+      { what: "a sampler map on an interface", re: /^ flow-sampler \S+$/m },
     ],
+    mentions: [/\*\*minutes\*\*/, /does not exist on IOS-XE|On IOS-XE use/],
   },
   {
     name: "Cisco NX-OS",
     heading: /^Cisco NX-OS$/,
     vendor: /Cisco/,
+    follows: [/Nexus 7000/, /Nexus 5600/],
     activeTimeout: [/^flow timeout active 60$/m],
     also: [
       { what: "the sampler option table", re: /^\s*option sampler-table\b/m },
       { what: "a sampler", re: /^\s*mode 1 out-of \d+$/m },
+      { what: "the sampler on an interface", re: /^\s*ip flow monitor \S+ input sampler \S+$/m },
+      { what: "a source interface", re: /^\s*source \S+$/m },
     ],
   },
   {
     name: "Cisco IOS-XR",
     heading: /^Cisco IOS-XR$/,
     vendor: /Cisco/,
+    follows: [/IOS XR Release 7\.4\.x/],
     activeTimeout: [/^\s*cache timeout active 60$/m],
     also: [
       { what: "the sampler option table", re: /^\s*options sampler-table\b/m },
       { what: "a sampler map", re: /^sampler-map \S+\n\s*random 1 out-of \d+$/m },
+      { what: "a source interface", re: /^ source \S+$/m },
     ],
   },
   {
     name: "Junos MX inline-jflow",
     heading: /^Juniper Junos MX \(inline J-Flow\)$/,
     vendor: /Juniper/,
+    follows: [/Flow Monitoring and Flow Collection Services User Guide/, /Associating Sampling Instances/],
     activeTimeout: [/ flow-active-timeout 60$/m],
     also: [
       { what: "the line-card binding", re: /^set chassis fpc \d+ sampling-instance \S+$/m },
       { what: "sampling on an interface", re: /^set interfaces \S+ unit \d+ family inet sampling input$/m },
       { what: "inline-jflow", re: / output inline-jflow source-address \S+$/m },
+      { what: "the options (sampling rate) refresh", re: / option-refresh-rate seconds 60$/m },
     ],
   },
   {
     name: "Junos SRX",
     heading: /^Juniper Junos SRX$/,
     vendor: /Juniper/,
+    follows: [/Flow Monitoring and Flow Collection Services User Guide/, /SRX Series Firewalls/],
     activeTimeout: [/ flow-active-timeout 60$/m],
-    also: [{
-      what: "sampling on an interface",
-      re: /^set interfaces \S+ unit \d+ family inet sampling input$/m,
-    }],
+    also: [
+      { what: "sampling on an interface", re: /^set interfaces \S+ unit \d+ family inet sampling input$/m },
+      { what: "inline-jflow", re: / output inline-jflow source-address \S+$/m },
+    ],
+    mentions: [/19\.4R1/, /20\.1R1/],
   },
   {
     name: "Arista EOS",
     heading: /^Arista EOS \(IPFIX\)$/,
     vendor: /Arista/,
+    follows: [/EOS User Manual/, /Sampled Flow Tracking/],
     // Milliseconds on EOS.
     activeTimeout: [/^\s*record export on interval 60000$/m],
-    also: [{ what: "IPFIX", re: /^\s*format ipfix version 10$/m }],
+    also: [
+      { what: "IPFIX", re: /^\s*format ipfix version 10$/m },
+      { what: "a sampler", re: /^\s*sample \d+$/m },
+      { what: "the tracker on an interface", re: /^\s*flow tracker sampled \S+$/m },
+    ],
   },
   {
     name: "MikroTik RouterOS",
     heading: /^MikroTik RouterOS/,
     vendor: /MikroTik/,
+    follows: [/RouterOS v7/, /Traffic Flow/],
     activeTimeout: [/\bactive-flow-timeout=1m\b/],
+    // RouterOS spells the value as its documentation does.
+    also: [{ what: "IPFIX as RouterOS spells it", re: /\bversion=IPFIX\b/ }],
+    mentions: [/packet-sampling=yes/],
   },
   {
     name: "pfSense (softflowd and pflow)",
     heading: /^pfSense$/,
     vendor: /Netgate/,
-    activeTimeout: [/-t maxlife=60\b/],
+    follows: [/Firewall Packet Flow Data/, /24\.03/, /pfSense-pkg-softflowd/],
+    activeTimeout: [/^\| Timeout Values: Maximum Lifetime\s*\| `60`.*\| `-t maxlife=60`/m],
     mentions: [/\*\*softflowd package\*\*/, /\*\*Native pflow\*\*/, /no active timeout/],
   },
   {
     name: "OPNsense",
     heading: /^OPNsense$/,
     vendor: /OPNsense/,
-    activeTimeout: [/\bsettimeouts '\{ inactive=15 active=60 \}'/],
+    follows: [/Netflow Export & Analyses/, /netflow_capture\.xml/],
+    // The GUI's Active Timeout field (seconds), handed to ng_netflow.
+    activeTimeout: [/^\| Active Timeout\s*\| `60`\s*\|/m, /^\| Inactive Timeout\s*\| `15`\s*\|/m],
+    mentions: [/advanced mode/],
   },
   {
     name: "VyOS",
     heading: /^VyOS$/,
     vendor: /VyOS/,
-    activeTimeout: [/^set system flow-accounting netflow timeout max-active-life 60$/m],
+    follows: [/Flow Accounting/, /VyOS 1\.5/, /VyOS 1\.4/],
+    // VyOS 1.5 (ipt-netflow) and 1.4 (pmacct) have different syntax: both snippets.
+    activeTimeout: [
+      /^set system flow-accounting netflow active-timeout 60$/m,
+      /^set system flow-accounting netflow timeout max-active-life 60$/m,
+    ],
+    also: [
+      { what: "1.5: the interface under netflow", re: /^set system flow-accounting netflow interface \S+$/m },
+      { what: "1.4: the interface at the top", re: /^set system flow-accounting interface \S+$/m },
+    ],
+    mentions: [/\*\*VyOS 1\.5 and rolling:\*\*/, /\*\*VyOS 1\.4 and 1\.3:\*\*/],
   },
   {
     name: "Linux softflowd",
     heading: /^Linux softflowd$/,
     vendor: /softflowd/,
+    follows: [/softflowd\(8\)/, /softflowd 1\.1\.0/],
     activeTimeout: [/-t maxlife=60\b/],
   },
   {
     name: "Linux ipt-netflow",
     heading: /^Linux ipt-netflow$/,
     vendor: /ipt-netflow/,
+    follows: [/README/, /version 2\.6/],
     activeTimeout: [/\bactive_timeout=60\b/],
+    mentions: [/\*\*flow\*\* sampling/],
   },
   {
     name: "Fortinet FortiGate",
     heading: /^Fortinet FortiGate/,
     vendor: /Fortinet/,
+    follows: [/FortiOS CLI Reference/, /7\.4\.3/, /6\.4\.7/, /FortiOS Administration Guide/],
     // Seconds from FortiOS 7.2, minutes before: both forms are shown.
     activeTimeout: [/^\s*set active-flow-timeout 60$/m, /^\s*set active-flow-timeout 1$/m],
+    also: [{ what: "export turned on per interface", re: /^\s*set netflow-sampler (rx|tx|both)$/m }],
   },
 ];
 
@@ -187,14 +236,30 @@ function platformSection(p: Platform): [string, string] {
   return found[0];
 }
 
+/** A section's code blocks and table rows (the snippet), and its prose without code blocks. */
+function snippetOf(body: string): string {
+  return [...codeBlocks(body), ...body.split("\n").filter((l) => l.startsWith("|"))].join("\n");
+}
+const proseOf = (body: string) => body.replace(/^```[^\n]*\n[\s\S]*?^```/gm, "");
+
+/** The section's "Follows:" paragraph (up to the first blank line). */
+function followsOf(body: string): string | undefined {
+  return body.split("\n\n").map((para) => para.trim()).find((para) => para.startsWith("Follows:"));
+}
+
 Deno.test("docs/ROUTERS.md: a section for every platform, naming the platform and the documentation it follows", () => {
   for (const p of PLATFORMS) {
     const [heading, body] = platformSection(p);
-    const follows = body.split("\n\n").map((para) => para.trim()).find((para) => para.startsWith("Follows:"));
+    const follows = followsOf(body);
     assert.ok(follows, `${heading}: a "Follows:" paragraph`);
     assert.match(follows, p.vendor, `${heading}: names ${p.vendor}'s documentation`);
     assert.match(follows, /<https:\/\/[^>\s]+>/, `${heading}: with the document's address`);
+    // Line breaks from the formatter do not matter.
+    const oneLine = follows.replace(/\s+/g, " ");
+    for (const re of p.follows) assert.match(oneLine, re, `${heading}: "Follows:" names ${re}`);
     assert.ok(codeBlocks(body).length >= 1 || /^\|/m.test(body), `${heading}: a snippet`);
+    // A platform note: at least one bullet outside the code blocks.
+    assert.match(proseOf(body), /^- \S/m, `${heading}: a platform note (bullet list)`);
     for (const re of p.mentions ?? []) assert.match(body, re, `${heading}: says ${re}`);
   }
   // No section without a platform entry (a new platform needs its timeout check here).
@@ -206,33 +271,109 @@ Deno.test("docs/ROUTERS.md: a section for every platform, naming the platform an
   }
 });
 
+Deno.test("docs/ROUTERS.md: the platform table links every section", () => {
+  const intro = ROUTERS.slice(0, ROUTERS.search(/^## /m));
+  const linked = new Set([...intro.matchAll(/^\|.*\]\(#([^)]+)\)\s*\|$/gm)].map((m) => m[1]));
+  for (const heading of routerSections.keys()) {
+    assert.ok(linked.has(slug(heading)), `docs/ROUTERS.md: the table at the top lacks "${heading}"`);
+  }
+  assert.equal(linked.size, routerSections.size, "one table row per section");
+});
+
 Deno.test("docs/ROUTERS.md: every snippet sets a 60 s active timeout in its platform's syntax", () => {
   for (const p of PLATFORMS) {
     const [heading, body] = platformSection(p);
-    // Code blocks, and the tables of GUI-configured platforms.
-    const snippet = [...codeBlocks(body), ...body.split("\n").filter((l) => l.startsWith("|"))].join("\n");
+    const snippet = snippetOf(body);
     for (const re of p.activeTimeout) assert.match(snippet, re, `${heading}: active timeout 60 s (${re})`);
     for (const { what, re } of p.also ?? []) assert.match(snippet, re, `${heading}: ${what}`);
+    for (const { what, re } of p.never ?? []) assert.doesNotMatch(snippet, re, `${heading}: no ${what}`);
     assert.match(snippet, /192\.0\.2\.10/, `${heading}: exports to the example collector`);
   }
 });
 
-Deno.test("docs/ROUTERS.md: NX-OS sampler N is a power of two; Junos binds the instance it defines", () => {
-  const [, nxos] = platformSection(PLATFORMS.find((p) => p.name === "Cisco NX-OS")!);
-  for (const [, n] of codeBlocks(nxos).join("\n").matchAll(/^\s*mode 1 out-of (\d+)$/gm)) {
+const codeOf = (name: string) =>
+  codeBlocks(platformSection(PLATFORMS.find((p) => p.name === name)!)[1]).join("\n");
+
+Deno.test("docs/ROUTERS.md: sampler values are ones the platforms accept", () => {
+  // NX-OS: N a power of two (Nexus 5600/6000) and at most 8,192 (Nexus 7000); M 1–64.
+  const nxos = [...codeOf("Cisco NX-OS").matchAll(/^\s*mode (\d+) out-of (\d+)$/gm)];
+  assert.ok(nxos.length > 0, "NX-OS: a sampler");
+  for (const [, m, n] of nxos) {
     const v = Number(n);
     assert.ok(v > 0 && (v & (v - 1)) === 0, `NX-OS: out-of ${n} is not a power of two`);
+    assert.ok(v <= 8192, `NX-OS: out-of ${n} is above the Nexus 7000's 8,192`);
+    assert.ok(Number(m) >= 1 && Number(m) <= 64, `NX-OS: mode ${m} out of 1–64`);
   }
-  const [, mx] = platformSection(PLATFORMS.find((p) => p.name === "Junos MX inline-jflow")!);
-  const code = codeBlocks(mx).join("\n");
-  const instances = new Set([...code.matchAll(/sampling instance (\S+) /g)].map((m) => m[1]));
-  const bound = [...code.matchAll(/^set chassis fpc \d+ sampling-instance (\S+)$/gm)].map((m) => m[1]);
-  assert.ok(bound.length > 0 && bound.every((b) => instances.has(b)), "Junos MX: binds a defined instance");
-  const templates = new Set(
-    [...code.matchAll(/version-ipfix template (\S+) (?:ipv4|ipv6)-template$/gm)].map((m) => m[1]),
-  );
-  for (const [, t] of code.matchAll(/flow-server \S+ version-ipfix template (\S+)$/gm)) {
-    assert.ok(templates.has(t), `Junos MX: template ${t} is defined`);
+  // IOS-XE: Catalyst 3650/9000 hardware samplers take 1 out of 2–1,024.
+  for (
+    const [, n] of codeOf("Cisco IOS-XE Flexible NetFlow").matchAll(
+      /^\s*mode (?:random|deterministic) 1 out-of (\d+)$/gm,
+    )
+  ) {
+    assert.ok(Number(n) >= 2 && Number(n) <= 1024, `IOS-XE: out-of ${n} outside 2–1,024`);
+  }
+  // Classic IOS: one-out-of 1–65,535.
+  for (const [, n] of codeOf("Cisco classic IOS").matchAll(/^\s*mode random one-out-of (\d+)$/gm)) {
+    assert.ok(Number(n) >= 1 && Number(n) <= 65535, `classic IOS: one-out-of ${n} outside 1–65,535`);
+  }
+  // EOS: milliseconds within the ranges Arista's schema gives.
+  const eos = codeOf("Arista EOS");
+  const ms = (re: RegExp) => Number(eos.match(re)?.[1]);
+  assert.ok(ms(/record export on interval (\d+)$/m) >= 1000, "EOS: export interval ≥ 1,000 ms");
+  const inactive = ms(/record export on inactive timeout (\d+)$/m);
+  assert.ok(inactive >= 3000 && inactive <= 900000, "EOS: inactive timeout 3,000–900,000 ms");
+  const template = ms(/template interval (\d+)$/m);
+  assert.ok(template >= 5000 && template <= 3600000, "EOS: template interval 5,000–3,600,000 ms");
+});
+
+Deno.test("docs/ROUTERS.md: Junos binds the instance it defines, and every template and family is complete", () => {
+  for (const name of ["Junos MX inline-jflow", "Junos SRX"]) {
+    const code = codeOf(name);
+    const instances = new Set([...code.matchAll(/sampling instance (\S+) /g)].map((m) => m[1]));
+    const bound = [...code.matchAll(/^set chassis fpc \d+ sampling-instance (\S+)$/gm)].map((m) => m[1]);
+    if (name === "Junos MX inline-jflow") {
+      assert.ok(
+        bound.length > 0 && bound.every((b) => instances.has(b)),
+        `${name}: binds a defined instance`,
+      );
+    }
+    const templates = [...code.matchAll(/version-ipfix template (\S+) (?:ipv4|ipv6)-template$/gm)].map((m) =>
+      m[1]
+    );
+    assert.ok(templates.length > 0, `${name}: a template`);
+    for (const t of templates) {
+      for (
+        const setting of [
+          "flow-active-timeout 60",
+          "template-refresh-rate seconds 60",
+          "option-refresh-rate seconds 60",
+        ]
+      ) {
+        assert.ok(code.includes(`template ${t} ${setting}\n`), `${name}: template ${t} sets ${setting}`);
+      }
+    }
+    for (const [, t] of code.matchAll(/flow-server \S+ version-ipfix template (\S+)$/gm)) {
+      assert.ok(templates.includes(t), `${name}: template ${t} is defined`);
+    }
+    // Every exported family has a collector port, inline-jflow and an interface sampling it.
+    const families = new Set([...code.matchAll(/ family (inet6?) output flow-server /g)].map((m) => m[1]));
+    for (const f of families) {
+      assert.match(
+        code,
+        new RegExp(` family ${f} output flow-server \\S+ port \\d+$`, "m"),
+        `${name}: ${f} port`,
+      );
+      assert.match(
+        code,
+        new RegExp(` family ${f} output inline-jflow source-address \\S+$`, "m"),
+        `${name}: ${f} inline`,
+      );
+      assert.match(
+        code,
+        new RegExp(`^set interfaces \\S+ unit \\d+ family ${f} sampling input$`, "m"),
+        `${name}: ${f} sampled`,
+      );
+    }
   }
 });
 

@@ -1,7 +1,7 @@
 /**
  * The status page (issue 17) in a real browser: headless Chromium over CDP (test/support/browser.ts) loads
- * `/` from the Bun binary, watches a replay from two exporters arrive, and shows hostile exporter names as
- * text. A screenshot is kept as a test artefact in `$TEST_ARTIFACTS` (default: <tmp>/test-artifacts).
+ * `/` from the Bun binary, watches a replay from two exporters arrive (exporters, top talkers, last flows),
+ * and shows hostile exporter and interface names as text. A screenshot is kept as a test artefact in `$TEST_ARTIFACTS` (default: <tmp>/test-artifacts).
  *
  * Without Chromium (apt: chromium) the test is skipped locally and fails under CI=true.
  */
@@ -20,6 +20,7 @@ if (!CHROMIUM && !CI) console.log("status_page_browser.test: skipping (needs chr
 
 const SCRIPT_NAME = "<script>alert(1)</script>";
 const IMG_NAME = "<img src=x onerror=alert(2)>";
+const INTERFACE_NAME = "<script>alert(3)</script>ge-0/0/3";
 const FLOWS_COLUMN = 9; // exporter, name, versions, domains, templates, sampling, first seen, last seen, datagrams, flows
 
 /** The text of the cells of the exporters table's row for `address` (undefined while there is none). */
@@ -37,7 +38,8 @@ Deno.test({
     const dir = Deno.makeTempDirSync();
     writeFileSync(
       join(dir, "enrich.yaml"),
-      `exporters:\n  - { match: 127.0.0.2, name: "${SCRIPT_NAME}" }\n  - { match: 127.0.0.3, name: "${IMG_NAME}" }\n`,
+      `exporters:\n  - { match: 127.0.0.2, name: "${SCRIPT_NAME}", interfaces: { 3: "${INTERFACE_NAME}" } }\n` +
+        `  - { match: 127.0.0.3, name: "${IMG_NAME}" }\n`,
     );
     const receiver = await startOtlpReceiver({ protocol: "grpc" });
     const httpPort = freeTcpPort();
@@ -58,16 +60,24 @@ Deno.test({
       for (let i = 0; i < datagrams; i++) {
         const seq = sequence.get(sock) ?? 0;
         sequence.set(sock, seq + flows);
-        const records = Array.from({ length: flows }, () => ({ srcAddr: "10.0.0.1", dstAddr: "10.0.0.2" }));
+        const records = Array.from({ length: flows }, (_, i) => ({
+          srcAddr: "10.0.0.1",
+          dstAddr: `10.0.0.${2 + i}`,
+          srcPort: 40_000 + seq + i,
+          dstPort: 443,
+          protocol: 6,
+          packets: 3,
+          bytes: 1_500,
+          inputIf: 3,
+          outputIf: 4,
+        }));
         await sock.send(
           encodeV5({ sysUptimeMs: 10_000, unixSecs: Math.floor(Date.now() / 1000), sequence: seq }, records),
           to,
         );
       }
     };
-    // Chromium asks for /favicon.ico by itself (the page names no icon) and logs the collector's 404 as an
-    // error: the browser's doing, not the page's, so it is the one error let through.
-    const errors = () => page.errors.filter((e) => !e.endsWith(`404 (Not Found) ${origin}/favicon.ico`));
+    const errors = () => page.errors;
     try {
       let scripts = 0;
       await t.step(
@@ -114,6 +124,27 @@ Deno.test({
         assert.equal(await page.evaluate(`document.querySelectorAll("img").length`), 0);
         assert.deepEqual(page.dialogs, []);
       });
+
+      await t.step(
+        "top talkers and the last flows; a flow opens to its attributes; interface names as text",
+        async () => {
+          const cells = (id: string) =>
+            `[...document.querySelectorAll("#${id} tr")].map((tr) => [...tr.cells].map((td) => td.textContent))`;
+          await page.waitFor(
+            `${cells("top-interface")}.some((c) => c[1] === ${JSON.stringify(INTERFACE_NAME)})`,
+          );
+          const sources = await page.evaluate(cells("top-source"));
+          assert.deepEqual(sources[0].slice(0, 2), ["10.0.0.1", "54.0 kB"], "36 flows of 1,500 B");
+          await page.waitFor(`document.querySelectorAll("#flows tr.flow").length === 36`);
+          await page.evaluate(`document.querySelector("#flows tr.flow").click()`);
+          const detail = await page.evaluate(`document.querySelector("#flows tr.detail pre").textContent`);
+          const opened = JSON.parse(detail);
+          assert.equal(opened.attributes["source.address"], "10.0.0.1");
+          assert.equal(opened.attributes["netflow.flow.bytes"], 1_500);
+          assert.equal(await page.evaluate(`document.querySelectorAll("script").length`), scripts);
+          assert.deepEqual(page.dialogs, []);
+        },
+      );
 
       await t.step("a screenshot is kept as a test artefact", async () => {
         const png = await page.screenshot();

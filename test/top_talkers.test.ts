@@ -191,3 +191,38 @@ Deno.test("top talkers above the update budget: threshold sampling keeps big flo
   }
   console.log(`threshold sampling: worst source estimate off by ${(worst * 100).toFixed(1)} %`);
 });
+
+Deno.test("top talkers: polled now and then (the past minutes merged once, late datagrams), always the true top", () => {
+  const top = new TopTalkers();
+  let seed = 7;
+  const random = () => (seed = (seed * 1_103_515_245 + 12_345) % 2_147_483_648) / 2_147_483_648;
+  const sent: { at: number; src: string; bytes: number }[] = [];
+  let ms = T0;
+  for (let step = 0; step < 1_200; step++) {
+    ms += 1_000; // 20 minutes, a datagram a second: below the update budget, so nothing is sampled
+    // Now and then a datagram received a minute earlier than the one before it (a late one).
+    const at = step % 97 === 0 ? ms - 60_000 : ms;
+    const flows = Array.from({ length: 20 }, () => {
+      // Skewed (a few hosts send most); the busiest change from minute to minute; under 200 keys a minute,
+      // so the sketches keep every key and the top must be the true one.
+      const host = (Math.floor(random() ** 3 * 150) + Math.floor(ms / 60_000) * 37) % 150;
+      const bytes = 40 + Math.floor(random() * 1_500);
+      sent.push({ at, src: `10.0.0.${host}`, bytes });
+      return tcp(`10.0.0.${host}`, `10.9.0.${host % 40}`, 1_024 + host, 443, bytes);
+    });
+    top.record(packet(flows, at));
+    if (step % 7 === 0 || step % 50 === 49) {
+      const windows = top.windows(ms);
+      for (const w of windows) {
+        const truth = new Map<string, number>();
+        for (const f of sent) {
+          if (f.at >= w.fromMs && f.at < w.toMs) truth.set(f.src, (truth.get(f.src) ?? 0) + f.bytes);
+        }
+        const expected = [...truth.values()].sort((a, b) => b - a).slice(0, 30);
+        assert.deepEqual(w.top.source.map((r) => r.bytes), expected, `step ${step}, ${w.minutes} min`);
+        for (const r of w.top.source) assert.equal(r.bytes, truth.get(r.key), `${r.key} at step ${step}`);
+        assert.ok(w.top.source.every((r) => r.error === 0));
+      }
+    }
+  }
+});

@@ -5,6 +5,8 @@ const ROOT = join(dirname(fromFileUrl(import.meta.url)), "..", "..");
 
 export interface CollectorProcess {
   port: number;
+  /** The process id (its CPU and memory, for benchmarks). */
+  pid: number;
   /** Everything the process wrote to stderr (logs) and stdout so far. */
   stderr(): string;
   stdout(): string;
@@ -148,6 +150,7 @@ export async function startCollectorProcess(
   };
   return {
     port,
+    pid: child.pid,
     stderr: () => err,
     stdout: () => out,
     exited,
