@@ -1,7 +1,8 @@
 /**
- * The optional HTTP endpoint (`NETFLOW_HTTP_LISTEN`): `/healthz` for probes, `/metrics` in the Prometheus
- * text format, and the status page `/` with its JSON under `/api/` (status_page.ts). GET and HEAD only.
- * node:http, so it is the same code on Deno and Bun.
+ * The HTTP endpoint (`NETFLOW_HTTP_LISTEN`): `/healthz` for probes, `/metrics` in the Prometheus text
+ * format, and the status page `/` with its JSON under `/api/` (status_page.ts). GET and HEAD only. One
+ * router for both runtimes; Deno serves it with Deno.serve (80 µs of CPU a request against 150 µs for
+ * node:http on Deno, idle, in a quick check), Bun with node:http, which it implements natively.
  *
  * ```ts
  * const server = await startHttpServer("127.0.0.1", 9464, { metrics: () => "up 1\n", healthy: () => true });
@@ -16,6 +17,7 @@ import type { AddressInfo } from "node:net";
 import { formatHostPort } from "./netflow/addresses.ts";
 import { BindError } from "./udp/source.ts";
 import type { HttpAuth } from "./config_values.ts";
+import { isBun } from "./runtime.ts";
 import { STATUS_PAGE, STATUS_PAGE_CSP } from "./status_page.ts";
 
 export interface HttpHandlers {
@@ -49,42 +51,118 @@ const PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8";
  * not allowed.
  */
 export function startHttpServer(host: string, port: number, handlers: HttpHandlers): Promise<HttpServer> {
+  const route = router(handlers);
+  return isBun ? listenNode(host, port, route) : listenDeno(host, port, route);
+}
+
+/** What one request gets. */
+interface Reply {
+  status: number;
+  body: string;
+  type: string;
+  headers?: Record<string, string>;
+}
+
+type Route = (method: string, path: string, authorization: string | undefined) => Promise<Reply>;
+
+/** The endpoints, whatever serves them. */
+function router(handlers: HttpHandlers): Route {
   const authorized = handlers.auth === undefined ? undefined : authorizationCheck(handlers.auth);
-  const server = http.createServer(async (req, res) => {
-    const path = (req.url ?? "/").split("?")[0];
-    const reply = (status: number, body: string, type = "text/plain; charset=utf-8") => {
-      res.writeHead(status, { "content-type": type, "cache-control": "no-store" });
-      res.end(req.method === "HEAD" ? undefined : body);
-    };
-    if (req.method !== "GET" && req.method !== "HEAD") return reply(405, "method not allowed\n");
+  const text = (
+    status: number,
+    body: string,
+    type = "text/plain; charset=utf-8",
+    headers?: Record<string, string>,
+  ) => ({ status, body, type, headers });
+  return async (method, path, authorization) => {
+    if (method !== "GET" && method !== "HEAD") return text(405, "method not allowed\n");
     try {
       if (path === "/healthz") {
         const detail = handlers.healthDetail?.() ?? "";
-        return handlers.healthy() ? reply(200, `ok\n${detail}`) : reply(503, `unhealthy\n${detail}`);
+        return handlers.healthy() ? text(200, `ok\n${detail}`) : text(503, `unhealthy\n${detail}`);
       }
-      if (authorized !== undefined && !authorized(req.headers.authorization)) {
+      if (authorized !== undefined && !authorized(authorization)) {
         const scheme = handlers.auth!.scheme === "basic" ? "Basic" : "Bearer";
-        res.setHeader("www-authenticate", `${scheme} realm="netflow2traces"`);
-        return reply(401, "unauthorized: this collector needs NETFLOW_HTTP_AUTH credentials\n");
+        return text(401, "unauthorized: this collector needs NETFLOW_HTTP_AUTH credentials\n", undefined, {
+          "www-authenticate": `${scheme} realm="netflow2traces"`,
+        });
       }
-      if (path === "/metrics") return reply(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
+      if (path === "/metrics") return text(200, handlers.metrics(), PROMETHEUS_CONTENT_TYPE);
       if (handlers.api !== undefined) {
         if (path === "/") {
-          res.setHeader("content-security-policy", STATUS_PAGE_CSP);
-          return reply(200, STATUS_PAGE, "text/html; charset=utf-8");
+          return text(200, STATUS_PAGE, "text/html; charset=utf-8", {
+            "content-security-policy": STATUS_PAGE_CSP,
+          });
         }
         if (path.startsWith("/api/")) {
           const value = await handlers.api(path);
           if (value !== undefined) {
-            const body = value instanceof JsonText ? value.text : JSON.stringify(value);
-            return reply(200, body, "application/json");
+            return text(
+              200,
+              value instanceof JsonText ? value.text : JSON.stringify(value),
+              "application/json",
+            );
           }
         }
       }
-      return reply(404, "not found: try /, /metrics or /healthz\n");
+      return text(404, "not found: try /, /metrics or /healthz\n");
     } catch (err) {
-      return reply(500, `error: ${(err as Error).message}\n`);
+      return text(500, `error: ${(err as Error).message}\n`);
     }
+  };
+}
+
+function bindError(host: string, port: number, why: string): BindError {
+  return new BindError(
+    `cannot listen on http ${
+      formatHostPort(host, port)
+    }: ${why} (NETFLOW_HTTP_LISTEN: another host:port, or off)`,
+  );
+}
+
+/** Deno: its own HTTP server (Deno.serve). */
+function listenDeno(host: string, port: number, route: Route): Promise<HttpServer> {
+  const controller = new AbortController();
+  let server: Deno.HttpServer<Deno.NetAddr>;
+  try {
+    server = Deno.serve({ hostname: host, port, signal: controller.signal, onListen() {} }, async (req) => {
+      const r = await route(
+        req.method,
+        new URL(req.url).pathname,
+        req.headers.get("authorization") ?? undefined,
+      );
+      return new Response(req.method === "HEAD" ? null : r.body, {
+        status: r.status,
+        headers: { "content-type": r.type, "cache-control": "no-store", ...r.headers },
+      });
+    });
+  } catch (err) {
+    const why = err instanceof Deno.errors.AddrInUse
+      ? "address already in use"
+      : err instanceof Deno.errors.PermissionDenied
+      ? "permission denied"
+      : err instanceof Deno.errors.AddrNotAvailable
+      ? "address not available on this host"
+      : (err as Error).message;
+    return Promise.reject(bindError(host, port, why));
+  }
+  let closing: Promise<void> | undefined;
+  return Promise.resolve({
+    port: server.addr.port,
+    close() {
+      closing ??= (controller.abort(), server.finished);
+      return closing;
+    },
+  });
+}
+
+/** Bun: node:http (Bun implements it natively). */
+function listenNode(host: string, port: number, route: Route): Promise<HttpServer> {
+  const server = http.createServer(async (req, res) => {
+    const method = req.method ?? "GET";
+    const r = await route(method, (req.url ?? "/").split("?")[0], req.headers.authorization);
+    res.writeHead(r.status, { "content-type": r.type, "cache-control": "no-store", ...r.headers });
+    res.end(method === "HEAD" ? undefined : r.body);
   });
   return new Promise((resolve, reject) => {
     server.once("error", (err: NodeJS.ErrnoException) => {
@@ -95,13 +173,7 @@ export function startHttpServer(host: string, port: number, handlers: HttpHandle
         : err.code === "EADDRNOTAVAIL"
         ? "address not available on this host"
         : err.message;
-      reject(
-        new BindError(
-          `cannot listen on http ${
-            formatHostPort(host, port)
-          }: ${why} (NETFLOW_HTTP_LISTEN: another host:port, or off)`,
-        ),
-      );
+      reject(bindError(host, port, why));
     });
     server.listen(port, host, () => {
       let closing: Promise<void> | undefined;

@@ -27,7 +27,7 @@ export const STATUS_PAGE = `<!doctype html>
   .box { background: #fff; padding: .8rem 1rem; border: 1px solid #e3e6ea; display: inline-block; min-width: 24rem; }
   .muted { color: #6b7280; } svg { vertical-align: middle; }
   .grid { display: grid; grid-template-columns: repeat(auto-fit, minmax(22rem, 1fr)); gap: .8rem; }
-  .grid h3 { font-size: .9rem; margin: 0 0 .3rem; }
+  .grid h3 { font-size: .9rem; margin: 0 0 .3rem; } .grid td:first-child { white-space: normal; }
   #flows tr.flow { cursor: pointer; } #flows tr.flow:hover { background: #f0f4ff; }
   .scroll { overflow-x: auto; }
   pre { margin: 0; white-space: pre-wrap; font-size: 12px; }
@@ -121,7 +121,7 @@ function showTop(top) {
     body.replaceChildren();
     for (const r of rows) {
       // A figure that may be over (a key that entered the bounded sketch late) says so.
-      const bytes = (r.error > 0 ? "≤ " : "") + units(r.bytes, "B");
+      const bytes = (r.error > 0 ? "≥ " : "") + units(r.bytes, "B");
       const cells = [[r.key]];
       if (dimension === "interface") {
         cells.push([r.name ?? ""], [units(r.inBytes * 8 / seconds, "bit/s") + " in", true],
