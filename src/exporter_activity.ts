@@ -5,6 +5,7 @@
  * merged on the socket thread. Summaries, never flows, cross between them.
  */
 import type { ExportPacket } from "./netflow/types.ts";
+import type { KnownTables } from "./netflow/template_decoder.ts";
 
 /** Exporters one Worker keeps activity for. */
 const MAX_EXPORTERS = 1_000;
@@ -25,6 +26,8 @@ export interface ExporterSummary {
   sequenceLost: number;
   errors: Record<string, number>;
   templates: number;
+  /** Entries of the options names tables the exporter announced (interfaces, VRFs, applications). */
+  optionNames: { interfaces: number; vrfs: number; applications: number };
   samplingInterval?: number;
   /** Flows per {@link BUCKET_MS}, oldest first, the last bucket the current one. */
   flowsPerBucket: number[];
@@ -60,6 +63,7 @@ export class ExporterActivity {
           sequenceLost: 0,
           errors: {},
           templates: 0,
+          optionNames: { interfaces: 0, vrfs: 0, applications: 0 },
           flowsPerBucket: new Array(BUCKETS).fill(0),
           bucketAtMs: bucketStart(packet.receivedAtMs),
         },
@@ -85,15 +89,21 @@ export class ExporterActivity {
     s.flowsPerBucket[BUCKETS - 1] += packet.flows.length;
   }
 
-  /** Every exporter's summary, with the templates the decoder holds for it; buckets moved on to `nowMs`. */
-  summaries(templates: Map<string, number>, nowMs: number): ExporterSummary[] {
+  /** Every exporter's summary, with the tables the decoder holds for it; buckets moved on to `nowMs`. */
+  summaries(tables: Map<string, KnownTables>, nowMs: number): ExporterSummary[] {
     const out: ExporterSummary[] = [];
     for (const a of this.#byAddress.values()) {
       const s = a.summary;
       advance(s, nowMs);
       s.versions = [...a.versions].sort();
       s.domains = [...a.domains].sort((x, y) => x - y);
-      s.templates = templates.get(s.address) ?? 0;
+      const t = tables.get(s.address);
+      s.templates = t?.templates ?? 0;
+      s.optionNames = {
+        interfaces: t?.interfaces ?? 0,
+        vrfs: t?.vrfs ?? 0,
+        applications: t?.applications ?? 0,
+      };
       out.push(s);
     }
     return out;
@@ -131,6 +141,11 @@ export function mergeSummaries(lists: readonly (readonly ExporterSummary[])[]): 
       m.flows += s.flows;
       m.sequenceLost += s.sequenceLost;
       m.templates += s.templates;
+      m.optionNames = {
+        interfaces: m.optionNames.interfaces + s.optionNames.interfaces,
+        vrfs: m.optionNames.vrfs + s.optionNames.vrfs,
+        applications: m.optionNames.applications + s.optionNames.applications,
+      };
       for (const [k, v] of Object.entries(s.errors)) m.errors[k] = (m.errors[k] ?? 0) + v;
       m.name ??= s.name;
       m.samplingInterval ??= s.samplingInterval;

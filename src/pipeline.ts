@@ -128,7 +128,7 @@ export class Pipeline {
 
   /** What each exporter of this pipeline has sent (the status page). */
   exporterSummaries(nowMs = Date.now()): ExporterSummary[] {
-    return this.activity.summaries(this.decoder.templateCounts(), nowMs);
+    return this.activity.summaries(this.decoder.knownTables(), nowMs);
   }
 
   /** The top talkers of the last 1, 5 and 15 minutes (the status page asks; nothing is sent unasked). */

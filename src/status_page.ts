@@ -40,11 +40,12 @@ export const STATUS_PAGE = `<!doctype html>
 <h2>Exporters</h2>
 <div class="scroll"><table>
   <thead><tr>
-    <th>exporter</th><th>name</th><th>versions</th><th>domains</th><th>templates</th><th>sampling</th>
+    <th>exporter</th><th>name</th><th>versions</th><th>domains</th><th>templates</th><th>options tables</th>
+    <th>sampling</th>
     <th>first seen</th><th>last seen</th><th>datagrams</th><th>flows</th><th>flows/s</th><th>last 10 min</th>
     <th>sequence lost</th><th>errors</th>
   </tr></thead>
-  <tbody id="exporters"><tr><td colspan="14" class="muted">no exporter yet</td></tr></tbody>
+  <tbody id="exporters"><tr><td colspan="15" class="muted">no exporter yet</td></tr></tbody>
 </table></div>
 <h2>Top talkers <select id="window" aria-label="window"><option value="0">last 1 min</option>
   <option value="1">last 5 min</option><option value="2">last 15 min</option></select>
@@ -100,6 +101,9 @@ function sparkline(values) {
   svg.appendChild(line);
   return svg;
 }
+// Options names tables known, e.g. "12 interfaces, 3 VRFs".
+const optionTables = (o) => [[o.interfaces, "interfaces"], [o.vrfs, "VRFs"], [o.applications, "applications"]]
+  .filter(([n]) => n > 0).map(([n, what]) => n + " " + what).join(", ");
 function row(cells) {
   const tr = el("tr");
   for (const [value, numeric] of cells) {
@@ -182,7 +186,8 @@ async function refresh() {
       const errors = Object.entries(e.errors).map(([k, v]) => k + " " + v).join(", ");
       body.appendChild(row([
         [e.address], [e.name ?? ""], [e.versions.map(versionName).join(", ")], [e.domains.join(", ")],
-        [e.templates, true], [e.samplingInterval ? "1:" + e.samplingInterval : ""], [time(e.firstSeenMs)],
+        [e.templates, true], [optionTables(e.optionNames)], [e.samplingInterval ? "1:" + e.samplingInterval : ""],
+        [time(e.firstSeenMs)],
         [time(e.lastSeenMs)], [e.datagrams, true], [e.flows, true], [rate.toFixed(1), true],
         [sparkline(e.flowsPerBucket)], [e.sequenceLost, true], [errors],
       ]));

@@ -12,7 +12,7 @@ import { encodeV5 } from "../src/tools/encode.ts";
 import { freeTcpPort, startCollectorProcess } from "./support/collector.ts";
 import { startOtlpReceiver } from "./support/otlp_receiver.ts";
 import { B } from "./support/bytes.ts";
-import { ipfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
+import { ipfix, optTplIpfix, set, tpl } from "./support/v9_ipfix_fixtures.ts";
 import { join } from "./support/paths.ts";
 
 const HOSTILE = "<script>alert(1)</script>";
@@ -51,8 +51,12 @@ Deno.test("status API through the collector: exporters with versions, domains, t
         to,
       );
     }
+    // An interface table (options data: scope ingressInterface 10, interfaceName 82, as a string of 5 octets).
+    const names = new B().u32(1).u8(5).raw(new TextEncoder().encode("Gi0/1")).u32(2).u8(5)
+      .raw(new TextEncoder().encode("Gi0/2")).build();
+    await b.send(ipfix(1, 0, [set(3, optTplIpfix(300, [[10, 4]], [[82, 65535]])), set(300, names)], now), to);
     await b.send(new B().u16(7).zeros(20).build(), to); // an unknown version
-    await receiver.waitForSpans(4 * 7 + 2 * 4 + 2, 10_000);
+    await receiver.waitForSpans(4 * 7 + 2 * 4 + 2 + 2, 10_000); // v5, IPFIX, the options datagram, the bad one
     await new Promise((r) => setTimeout(r, 1_300)); // the Workers' summaries come every second
     const { exporters } = await (await get("/api/exporters")).json();
     const byAddress = Object.fromEntries(exporters.map((e: { address: string }) => [e.address, e]));
@@ -61,10 +65,11 @@ Deno.test("status API through the collector: exporters with versions, domains, t
     assert.deepEqual([fix.versions, fix.domains, fix.datagrams, fix.flows, fix.templates], [
       [10],
       [1, 2],
-      3,
       4,
-      2,
+      4,
+      3,
     ]);
+    assert.deepEqual(fix.optionNames, { interfaces: 2, vrfs: 0, applications: 0 });
     assert.deepEqual(fix.errors, { unknown_version: 1 });
     assert.equal(v5.flowsPerBucket.reduce((x: number, y: number) => x + y, 0), 20);
     assert.equal(exporters[0].address, "127.0.0.2", "busiest first");

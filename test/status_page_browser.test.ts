@@ -21,7 +21,7 @@ if (!CHROMIUM && !CI) console.log("status_page_browser.test: skipping (needs chr
 const SCRIPT_NAME = "<script>alert(1)</script>";
 const IMG_NAME = "<img src=x onerror=alert(2)>";
 const INTERFACE_NAME = "<script>alert(3)</script>ge-0/0/3";
-const FLOWS_COLUMN = 9; // exporter, name, versions, domains, templates, sampling, first seen, last seen, datagrams, flows
+const FLOWS_COLUMN = 10; // exporter, name, versions, domains, templates, options tables, sampling, first/last seen, datagrams, flows
 
 /** The text of the cells of the exporters table's row for `address` (undefined while there is none). */
 const rowOf = (address: string) =>

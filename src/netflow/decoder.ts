@@ -3,6 +3,7 @@
  * bytes and hands the datagram to the matching format. Never throws: a bad datagram becomes a packet
  * with `error` set.
  */
+import type { KnownTables } from "./template_decoder.ts";
 import { decodeFixed } from "./fixed.ts";
 import type { TemplateDecoderOptions } from "./decoder_options.ts";
 import type { TemplateDecoderStats } from "./decoder_stats.ts";
@@ -81,9 +82,9 @@ export class NetflowDecoder {
     return this.#templates.expire(nowMs);
   }
 
-  /** Templates (data and options) cached per v9/IPFIX exporter address now. */
-  templateCounts(): Map<string, number> {
-    return this.#templates.templateCounts();
+  /** Templates (data and options) cached and options names known, per v9/IPFIX exporter address now. */
+  knownTables(): Map<string, KnownTables> {
+    return this.#templates.knownTables();
   }
 
   /** JSON-serialisable template state to persist (templates, announced sampling, system init times). */

@@ -37,6 +37,14 @@ import { takeClampedCount } from "./values.ts";
 // metrics.ts and pipeline_protocol.ts name the stats by this module.
 export type { TemplateDecoderStats } from "./decoder_stats.ts";
 
+/** One exporter's templates cached and the entries of its options names tables (option_names.ts). */
+export interface KnownTables {
+  templates: number;
+  interfaces: number;
+  vrfs: number;
+  applications: number;
+}
+
 export class TemplateDecoder {
   /** Counters for the application's stats line and metrics. */
   readonly stats: TemplateDecoderStats = zeroDecoderStats();
@@ -150,17 +158,26 @@ export class TemplateDecoder {
     return this.#held.expire(nowMs);
   }
 
+  /** What is known per exporter address now: templates (data and options) and the options names tables. */
+  knownTables(): Map<string, KnownTables> {
+    const out = new Map<string, KnownTables>();
+    for (const e of this.#exporters.values()) {
+      const k = out.get(e.address) ?? { templates: 0, interfaces: 0, vrfs: 0, applications: 0 };
+      k.templates += e.templates.size;
+      for (const d of e.domains.values()) {
+        k.interfaces += d.names?.interfaces.size ?? 0;
+        k.vrfs += d.names?.vrfs.size ?? 0;
+        k.applications += d.names?.applications.size ?? 0;
+      }
+      out.set(e.address, k);
+    }
+    return out;
+  }
+
   /**
    * JSON-serialisable state: templates, options templates, announced sampling and system init times.
    * Held data and sequence positions are not included (they are stale after a restart).
    */
-  /** Templates (data and options) cached per exporter address now. */
-  templateCounts(): Map<string, number> {
-    const out = new Map<string, number>();
-    for (const e of this.#exporters.values()) out.set(e.address, e.templates.size);
-    return out;
-  }
-
   snapshot(): unknown {
     return snapshotTemplates(this.#exporters);
   }
