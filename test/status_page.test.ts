@@ -263,3 +263,76 @@ Deno.test("NETFLOW_HTTP_AUTH: 401 with a challenge without credentials, 200 with
     }
   }
 });
+
+Deno.test("status API bounded under a million distinct 5-tuples through the collector; the heavy hitter on top", async () => {
+  const httpPort = freeTcpPort();
+  const collector = await startCollectorProcess({
+    NETFLOW_HTTP_LISTEN: `127.0.0.1:${httpPort}`,
+    NETFLOW_WORKERS: "1",
+    OTEL_TRACES_EXPORTER: "none", // the page's summaries are kept all the same; no spans to pay for
+    NETFLOW_STATS_INTERVAL: "0",
+  });
+  const getJson = async (path: string) => {
+    const text = await (await fetch(`http://127.0.0.1:${httpPort}${path}`)).text();
+    return { size: text.length, value: JSON.parse(text) };
+  };
+  const rssMb = () => {
+    const status = Deno.readTextFileSync(`/proc/${collector.pid}/status`);
+    return Number(status.match(/VmRSS:\s+(\d+)/)![1]) / 1024;
+  };
+  const sock = Deno.listenDatagram({ hostname: "127.0.0.1", port: 0, transport: "udp" });
+  const to = { transport: "udp" as const, hostname: "127.0.0.1", port: collector.port };
+  try {
+    const now = Math.floor(Date.now() / 1000);
+    const send = async (from: number, datagrams: number) => {
+      for (let d = from; d < from + datagrams; d++) {
+        const flows = Array.from({ length: 30 }, (_, i) => {
+          const n = d * 30 + i;
+          const heavy = i === 0;
+          return {
+            srcAddr: heavy ? "198.51.100.7" : `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+            dstAddr: `172.16.${(n >> 8) & 255}.${n & 255}`,
+            srcPort: 1_024 + (n % 60_000),
+            dstPort: heavy ? 443 : n % 65_536,
+            protocol: 6,
+            packets: 1,
+            bytes: heavy ? 100_000 : 100,
+          };
+        });
+        await sock.send(encodeV5({ sysUptimeMs: 10_000, unixSecs: now, sequence: d * 30 }, flows), to);
+        if (d % 200 === 0) await new Promise((r) => setTimeout(r, 5)); // paced: the point is not the socket
+      }
+    };
+    // 1,000,020 flows, every 5-tuple distinct, in three parts: memory that is bounded stops growing after
+    // the first (sketches and rings full, JIT done); per-key memory would grow with each part.
+    await send(0, 3_334);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const first = rssMb();
+    await send(3_334, 15_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const second = rssMb();
+    await send(18_334, 15_000);
+    await new Promise((r) => setTimeout(r, 1_000));
+    const third = rssMb();
+    const growth = third - second;
+    const exporters = await getJson("/api/exporters");
+    const flowsReceived = exporters.value.exporters[0].flows;
+    assert.ok(flowsReceived > 900_000, `${flowsReceived} flows received`);
+    const top = await getJson("/api/top");
+    const flows = await getJson("/api/flows");
+    const w = top.value.windows[2];
+    for (const rows of Object.values(w.top) as unknown[][]) assert.ok(rows.length <= 10);
+    assert.equal(w.top.source[0].key, "198.51.100.7", "the heavy hitter is the top source");
+    assert.equal(flows.value.flows.length, 100);
+    assert.ok(top.size < 64_000 && flows.size < 200_000, `answers of ${top.size} and ${flows.size} bytes`);
+    // 450,000 more distinct keys in each of 5 dimensions would take well over 100 MB if kept.
+    const rss = `RSS ${first.toFixed(0)} → ${second.toFixed(0)} → ${third.toFixed(0)} MB`;
+    assert.ok(growth < 20, rss);
+    console.log(`${flowsReceived} flows: ${rss}; /api/top ${top.size} B, /api/flows ${flows.size} B`);
+    assert.equal(await collector.stop(), 0);
+  } finally {
+    sock.close();
+    collector.kill("SIGKILL");
+    await collector.exited;
+  }
+});

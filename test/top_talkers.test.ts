@@ -226,3 +226,26 @@ Deno.test("top talkers: polled now and then (the past minutes merged once, late 
     }
   }
 });
+
+Deno.test("top talkers: bounded by the sketches alone when nothing is sampled (a million distinct keys below the budget)", () => {
+  const top = new TopTalkers();
+  let n = 0;
+  // 1,500 flows a second of receive time (under UPDATES_PER_SECOND: every flow updates the sketches), 11 min.
+  for (let p = 0; p < 33_334; p++) {
+    const flows = Array.from({ length: 30 }, () => {
+      n++;
+      return tcp(
+        `10.${(n >> 16) & 255}.${(n >> 8) & 255}.${n & 255}`,
+        `172.${n & 255}.${(n >> 8) & 255}.1`,
+        n % 60_000,
+        443,
+        100,
+      );
+    });
+    top.record(packet(flows, T0 + p * 20));
+    if (p % 3_000 === 0) top.windows(T0 + p * 20);
+  }
+  const [one] = top.windows(T0 + 33_334 * 20);
+  assert.equal(one.sampled, false);
+  assert.ok(top.size() <= 16 * 5 * SKETCH_LIMIT, `${top.size()} keys held for ${n} distinct`);
+});
