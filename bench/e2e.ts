@@ -149,7 +149,7 @@ const freePort = () => {
 type Row = Awaited<ReturnType<typeof measure>>;
 
 /** What the status page fetches every second (each of its panels' JSON). */
-const PAGE_PATHS = ["/api/exporters", "/api/export", "/api/top", "/api/flows"];
+const PAGE_PATHS = ["/api/exporters", "/api/export", "/api/top?minutes=1", "/api/flows"];
 
 async function measure(protocol: "http" | "grpc", rate: number, name: string, page = false) {
   const receiver = spawn([deno, "run", "-A", "bench/count_receiver.ts", protocol]);

@@ -23,7 +23,7 @@ const { values } = parseArgs({
     rate: { type: "string", default: "30000" },
     window: { type: "string", default: "10" },
     windows: { type: "string", default: "12" },
-    paths: { type: "string", default: "/api/exporters,/api/export,/api/top,/api/flows" },
+    paths: { type: "string", default: "/api/exporters,/api/export,/api/top?minutes=1,/api/flows" },
     collector: { type: "string" },
     polls: { type: "string", default: "1" },
   },

@@ -22,6 +22,7 @@ import { exporterAllowList } from "./exporter_rules.ts";
 import { type ExportStatus, initialExportStatus } from "./traces/export_status.ts";
 import { type DatagramSource, openDatagramSource } from "./udp/source.ts";
 import { type HttpServer, JsonText, startHttpServer } from "./http.ts";
+import { TOP_WINDOWS } from "./top_talkers.ts";
 import {
   HealthTracker,
   type MetricsSources,
@@ -126,10 +127,15 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
     healthy: () => health.healthy(),
   };
   // The status page's JSON (src/status_page.ts): summaries only, never flows.
-  const statusApi = (path: string): unknown => {
+  const statusApi = (path: string, query: URLSearchParams): unknown => {
     if (path === "/api/exporters") return { nowMs: Date.now(), exporters: pool.exporters() };
     if (path === "/api/top") {
-      return pool.look("top").then((json) => new JsonText(`{"nowMs":${Date.now()},"windows":${json}}`));
+      // ?minutes=1|5|15: that window only (what the page shows); else all three.
+      const minutes = query.has("minutes") ? Number(query.get("minutes")) : undefined;
+      if (minutes !== undefined && !(TOP_WINDOWS as readonly number[]).includes(minutes)) return undefined;
+      return pool.look("top", minutes).then((json) =>
+        new JsonText(`{"nowMs":${Date.now()},"windows":${json}}`)
+      );
     }
     if (path === "/api/flows") {
       return pool.look("flows").then((json) => new JsonText(`{"nowMs":${Date.now()},"flows":${json}}`));
@@ -156,7 +162,7 @@ export async function startCollector(config: Config, log: Logger): Promise<Colle
         metrics: () => prometheusText(metricsSources),
         healthy: () => health.healthy(),
         healthDetail: () => health.detail(exported),
-        api: (path) => statusApi(path),
+        api: statusApi,
         auth: config.httpAuth,
       });
     }

@@ -27,8 +27,11 @@ export interface HttpHandlers {
   healthy: () => boolean;
   /** Lines that follow "ok" / "unhealthy" in `/healthz` (the export state). */
   healthDetail?: () => string;
-  /** The status page's data: the JSON value for an `/api/…` path (or a promise of it), or undefined (404). */
-  api?: (path: string) => unknown;
+  /**
+   * The status page's data: the JSON value for an `/api/…` path and its query (or a promise of it), or
+   * undefined (404).
+   */
+  api?: (path: string, query: URLSearchParams) => unknown;
   /** NETFLOW_HTTP_AUTH: what every path but `/healthz` requires. */
   auth?: HttpAuth;
 }
@@ -63,7 +66,7 @@ interface Reply {
   headers?: Record<string, string>;
 }
 
-type Route = (method: string, path: string, authorization: string | undefined) => Promise<Reply>;
+type Route = (method: string, url: URL, authorization: string | undefined) => Promise<Reply>;
 
 /** The endpoints, whatever serves them. */
 function router(handlers: HttpHandlers): Route {
@@ -74,7 +77,8 @@ function router(handlers: HttpHandlers): Route {
     type = "text/plain; charset=utf-8",
     headers?: Record<string, string>,
   ) => ({ status, body, type, headers });
-  return async (method, path, authorization) => {
+  return async (method, url, authorization) => {
+    const path = url.pathname;
     if (method !== "GET" && method !== "HEAD") return text(405, "method not allowed\n");
     try {
       if (path === "/healthz") {
@@ -95,7 +99,7 @@ function router(handlers: HttpHandlers): Route {
           });
         }
         if (path.startsWith("/api/")) {
-          const value = await handlers.api(path);
+          const value = await handlers.api(path, url.searchParams);
           if (value !== undefined) {
             return text(
               200,
@@ -126,11 +130,7 @@ function listenDeno(host: string, port: number, route: Route): Promise<HttpServe
   let server: Deno.HttpServer<Deno.NetAddr>;
   try {
     server = Deno.serve({ hostname: host, port, signal: controller.signal, onListen() {} }, async (req) => {
-      const r = await route(
-        req.method,
-        new URL(req.url).pathname,
-        req.headers.get("authorization") ?? undefined,
-      );
+      const r = await route(req.method, new URL(req.url), req.headers.get("authorization") ?? undefined);
       return new Response(req.method === "HEAD" ? null : r.body, {
         status: r.status,
         headers: { "content-type": r.type, "cache-control": "no-store", ...r.headers },
@@ -160,7 +160,7 @@ function listenDeno(host: string, port: number, route: Route): Promise<HttpServe
 function listenNode(host: string, port: number, route: Route): Promise<HttpServer> {
   const server = http.createServer(async (req, res) => {
     const method = req.method ?? "GET";
-    const r = await route(method, (req.url ?? "/").split("?")[0], req.headers.authorization);
+    const r = await route(method, new URL(req.url ?? "/", "http://localhost"), req.headers.authorization);
     res.writeHead(r.status, { "content-type": r.type, "cache-control": "no-store", ...r.headers });
     res.end(method === "HEAD" ? undefined : r.body);
   });

@@ -132,8 +132,8 @@ export class Pipeline {
   }
 
   /** The top talkers of the last 1, 5 and 15 minutes (the status page asks; nothing is sent unasked). */
-  topWindows(nowMs = Date.now()): TopWindow[] {
-    return this.topTalkers.windows(nowMs);
+  topWindows(only?: number, nowMs = Date.now()): TopWindow[] {
+    return this.topTalkers.windows(nowMs, only);
   }
 
   /** The last flows with their span attributes as exported, newest first. */

@@ -185,10 +185,10 @@ export class PipelinePool {
   }
 
   /**
-   * Asks every Worker for its top talkers or last flows and resolves with the answer as JSON text, from the
+   * Asks every Worker for its top talkers (all windows, or the one of `minutes`) or last flows and resolves with the answer as JSON text, from the
    * Workers that answered within {@link LOOK_TIMEOUT_MS}: a busy Worker delays the page, never the pipeline.
    */
-  look(what: Look): Promise<string> {
+  look(what: Look, minutes?: number): Promise<string> {
     const id = ++this.lookId;
     const final = this.size === 1;
     return new Promise((resolve) => {
@@ -202,7 +202,8 @@ export class PipelinePool {
       const timer = setTimeout(finish, LOOK_TIMEOUT_MS);
       const look: PendingLook = { answers: [], waiting: this.size, done: finish };
       this.looks.set(id, look);
-      for (const w of this.workers) w.postMessage({ type: "look", id, what, final } satisfies WorkerRequest);
+      const request: WorkerRequest = { type: "look", id, what, final, ...(minutes ? { minutes } : {}) };
+      for (const w of this.workers) w.postMessage(request);
     });
   }
 

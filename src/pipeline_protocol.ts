@@ -89,10 +89,10 @@ export type WorkerRequest =
   /** NETFLOW_ENRICH_FILE re-read (SIGHUP). */
   | { type: "enrich"; table: EnrichmentTable }
   /**
-   * The status page asks for what only the Worker has: its top talkers or its last flows; `final` when it
-   * is the only Worker (its answer is then the whole answer).
+   * The status page asks for what only the Worker has: its top talkers (of one window, with `minutes`) or
+   * its last flows; `final` when it is the only Worker (its answer is then the whole answer).
    */
-  | { type: "look"; id: number; what: Look; final: boolean }
+  | { type: "look"; id: number; what: Look; final: boolean; minutes?: number }
   | { type: "stop" };
 
 export type WorkerReply =

@@ -53,7 +53,7 @@ scope.onmessage = (event) => {
     case "look": {
       // JSON text: a string crosses to the socket thread far cheaper than the objects (no structured clone),
       // and a lone Worker's answer is final (merged with nothing), so it goes out as it is.
-      const value = msg.what === "top" ? pipeline!.topWindows() : pipeline!.lastFlows();
+      const value = msg.what === "top" ? pipeline!.topWindows(msg.minutes) : pipeline!.lastFlows();
       const final = msg.final ? lookMerge(msg.what, [value]) : value;
       scope.postMessage({ type: "look", id: msg.id, json: JSON.stringify(final) });
       break;

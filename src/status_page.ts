@@ -47,8 +47,8 @@ export const STATUS_PAGE = `<!doctype html>
   </tr></thead>
   <tbody id="exporters"><tr><td colspan="15" class="muted">no exporter yet</td></tr></tbody>
 </table></div>
-<h2>Top talkers <select id="window" aria-label="window"><option value="0">last 1 min</option>
-  <option value="1">last 5 min</option><option value="2">last 15 min</option></select>
+<h2>Top talkers <select id="window" aria-label="window"><option value="1">last 1 min</option>
+  <option value="5">last 5 min</option><option value="15">last 15 min</option></select>
   <span id="top-range" class="muted"></span></h2>
 <div class="grid">
   <div><h3>sources</h3><table><tbody id="top-source"></tbody></table></div>
@@ -114,7 +114,7 @@ function row(cells) {
   return tr;
 }
 function showTop(top) {
-  const w = top.windows[Number(document.getElementById("window").value)];
+  const w = top.windows[0];
   if (!w) return;
   const seconds = Math.max(1, (Math.min(top.nowMs, w.toMs) - w.fromMs) / 1000);
   document.getElementById("top-range").textContent = "since " + time(w.fromMs) + ": " + units(w.bytes, "B") +
@@ -172,7 +172,8 @@ function showFlows(list) {
 async function refresh() {
   try {
     const [ex, exp, top, flows] = await Promise.all([
-      api("/api/exporters"), api("/api/export"), api("/api/top"), api("/api/flows"),
+      api("/api/exporters"), api("/api/export"),
+      api("/api/top?minutes=" + document.getElementById("window").value), api("/api/flows"),
     ]);
     showTop(top);
     showFlows(flows);
@@ -223,6 +224,7 @@ async function refresh() {
 }
 refresh();
 setInterval(refresh, 2000);
+document.getElementById("window").addEventListener("change", refresh);
 </script>
 </body>
 </html>

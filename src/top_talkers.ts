@@ -211,11 +211,16 @@ export class TopTalkers {
     this.secondFlows = this.secondBytes = 0;
   }
 
-  /** Each window's top keys per dimension (more than the page shows: see {@link mergeTopWindows}). */
-  windows(nowMs: number): TopWindow[] {
+  /**
+   * Each window's top keys per dimension (more than the page shows: see {@link mergeTopWindows}); `only`:
+   * just the window of that many minutes (what the page shows: a third of the work).
+   */
+  windows(nowMs: number, only?: number): TopWindow[] {
     const current = slotStart(nowMs);
     const now = this.slots.find((s) => s.startMs === current);
-    return TOP_WINDOWS.map((minutes, w) => {
+    const windows = TOP_WINDOWS.filter((m) => only === undefined || m === only);
+    return windows.map((minutes) => {
+      const w = TOP_WINDOWS.indexOf(minutes);
       const fromMs = current - minutes * SLOT_MS;
       const past = this.pastMinutes(w, fromMs, current);
       const top = {} as Record<Dimension, TopRow[]>;
@@ -405,8 +410,9 @@ function topRows(sorted: [string | number, Tally][], dimension: Dimension): TopR
  * outside one Worker's rows adds nothing from it, so only a key spread thinly over many Workers is under.
  */
 export function mergeTopWindows(lists: readonly (readonly TopWindow[])[]): TopWindow[] {
-  return TOP_WINDOWS.map((minutes, w) => {
-    const parts = lists.map((l) => l[w]).filter((p) => p !== undefined);
+  const minutesPresent = TOP_WINDOWS.filter((m) => lists.some((l) => l.some((w) => w.minutes === m)));
+  return minutesPresent.map((minutes) => {
+    const parts = lists.map((l) => l.find((w) => w.minutes === minutes)).filter((p) => p !== undefined);
     const top = {} as Record<Dimension, TopRow[]>;
     for (const d of DIMENSIONS) {
       const byKey = new Map<string, TopRow>();

@@ -180,6 +180,11 @@ Deno.test("top talkers and last flows through the collector (2 Workers): exact f
     const spans = await receiver.waitForSpans(6 * 12, 10_000);
     const top = await getJson("/api/top");
     assert.deepEqual(top.windows.map((w: { minutes: number }) => w.minutes), [1, 5, 15]);
+    // What the page asks for: the one window it shows.
+    const five = await getJson("/api/top?minutes=5");
+    assert.deepEqual(five.windows.map((w: { minutes: number }) => w.minutes), [5]);
+    assert.deepEqual(five.windows[0].top.source, top.windows[1].top.source);
+    assert.equal((await fetch(`http://127.0.0.1:${httpPort}/api/top?minutes=7`)).status, 404);
     const w = top.windows[0];
     assert.deepEqual([w.bytes, w.flows, w.sampled], [6 * 1_000 + 54 * 10, 60, false]);
     const pick = (rows: { key: string; bytes: number; flows: number }[]) =>
