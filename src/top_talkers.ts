@@ -1,13 +1,15 @@
 /**
  * Top talkers for the status page (`/api/top`): bytes (estimated when sampled) by source, destination,
- * conversation, service (protocol and port) and exporter interface, over the last 1, 5 and 15 minutes.
+ * conversation, service (protocol and port) and exporter interface, over the current minute and the 1, 5 or
+ * 15 whole minutes before it.
  *
  * Bounded whatever the traffic: each dimension of each minute is a space-saving sketch (Metwally et al.,
  * 2005) that keeps at most {@link SKETCH_LIMIT} keys, pruned in batches to {@link SKETCH_KEEP} so an
  * insert costs one Map operation amortised. A key that enters after a prune starts at the sketch's floor
  * (the largest count ever pruned), which keeps the sketch's guarantee when pruning (no key outside it has
  * more); what is reported is what was counted since it entered, with that floor as `error`: it may have had
- * up to that much more. Every figure is exact while fewer than {@link SKETCH_LIMIT} keys arrive in a minute.
+ * up to that much more. Every figure is exact while fewer than {@link SKETCH_LIMIT} keys arrive in a minute
+ * (and nothing is sampled, below).
  *
  * Cheap whatever the rate: a sketch update costs about 1–2 µs (keys are strings), as much as a flow's whole
  * span, so above {@link UPDATES_PER_SECOND} flows a second the flows that update the sketches are chosen by
