@@ -6,6 +6,7 @@
  */
 import type { ExportPacket } from "./netflow/types.ts";
 import type { KnownTables } from "./netflow/template_decoder.ts";
+import { addCounts } from "./counters.ts";
 
 /** Exporters one Worker keeps activity for. */
 const MAX_EXPORTERS = 1_000;
@@ -141,11 +142,7 @@ export function mergeSummaries(lists: readonly (readonly ExporterSummary[])[]): 
       m.flows += s.flows;
       m.sequenceLost += s.sequenceLost;
       m.templates += s.templates;
-      m.optionNames = {
-        interfaces: m.optionNames.interfaces + s.optionNames.interfaces,
-        vrfs: m.optionNames.vrfs + s.optionNames.vrfs,
-        applications: m.optionNames.applications + s.optionNames.applications,
-      };
+      addCounts(m.optionNames, s.optionNames);
       for (const [k, v] of Object.entries(s.errors)) m.errors[k] = (m.errors[k] ?? 0) + v;
       m.name ??= s.name;
       m.samplingInterval ??= s.samplingInterval;

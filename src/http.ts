@@ -116,7 +116,19 @@ function router(handlers: HttpHandlers): Route {
   };
 }
 
-function bindError(host: string, port: number, why: string): BindError {
+/**
+ * One line for a failed bind, from either runtime: node:http's errors carry the errno `code`, and so do
+ * Deno's (`AddrInUse` is `EADDRINUSE`); a Deno permission flag refusal is `NotCapable`, without one.
+ */
+function bindError(host: string, port: number, err: Error): BindError {
+  const code = (err as { code?: string }).code;
+  const why = code === "EADDRINUSE"
+    ? "address already in use"
+    : code === "EACCES" || err.name === "PermissionDenied" || err.name === "NotCapable"
+    ? "permission denied"
+    : code === "EADDRNOTAVAIL"
+    ? "address not available on this host"
+    : err.message;
   return new BindError(
     `cannot listen on http ${
       formatHostPort(host, port)
@@ -137,14 +149,7 @@ function listenDeno(host: string, port: number, route: Route): Promise<HttpServe
       });
     });
   } catch (err) {
-    const why = err instanceof Deno.errors.AddrInUse
-      ? "address already in use"
-      : err instanceof Deno.errors.PermissionDenied
-      ? "permission denied"
-      : err instanceof Deno.errors.AddrNotAvailable
-      ? "address not available on this host"
-      : (err as Error).message;
-    return Promise.reject(bindError(host, port, why));
+    return Promise.reject(bindError(host, port, err as Error));
   }
   let closing: Promise<void> | undefined;
   return Promise.resolve({
@@ -165,16 +170,7 @@ function listenNode(host: string, port: number, route: Route): Promise<HttpServe
     res.end(method === "HEAD" ? undefined : r.body);
   });
   return new Promise((resolve, reject) => {
-    server.once("error", (err: NodeJS.ErrnoException) => {
-      const why = err.code === "EADDRINUSE"
-        ? "address already in use"
-        : err.code === "EACCES"
-        ? "permission denied"
-        : err.code === "EADDRNOTAVAIL"
-        ? "address not available on this host"
-        : err.message;
-      reject(bindError(host, port, why));
-    });
+    server.once("error", (err: Error) => reject(bindError(host, port, err)));
     server.listen(port, host, () => {
       let closing: Promise<void> | undefined;
       resolve({

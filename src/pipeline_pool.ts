@@ -185,8 +185,9 @@ export class PipelinePool {
   }
 
   /**
-   * Asks every Worker for its top talkers (all windows, or the one of `minutes`) or last flows and resolves with the answer as JSON text, from the
-   * Workers that answered within {@link LOOK_TIMEOUT_MS}: a busy Worker delays the page, never the pipeline.
+   * Asks every Worker for its top talkers (all windows, or the one of `minutes`) or last flows, and resolves
+   * with the answer as JSON text from the Workers that answered within {@link LOOK_TIMEOUT_MS}: a busy
+   * Worker delays the page, never the pipeline.
    */
   look(what: Look, minutes?: number): Promise<string> {
     const id = ++this.lookId;

@@ -86,7 +86,6 @@ const units = (n, unit) => {
   while (n >= 1000 && i < prefixes.length - 1) { n /= 1000; i++; }
   return (i === 0 ? String(Math.round(n)) : n.toFixed(n < 10 ? 2 : 1)) + " " + prefixes[i] + unit;
 };
-const PROTOCOLS = { 1: "icmp", 6: "tcp", 17: "udp", 47: "gre", 50: "esp", 58: "ipv6-icmp", 132: "sctp" };
 const versionName = (v) => (v === 10 ? "IPFIX" : "v" + v);
 function sparkline(values) {
   const ns = "http://www.w3.org/2000/svg", w = 120, h = 18, max = Math.max(1, ...values);
@@ -148,8 +147,7 @@ function showFlows(list) {
     const tr = row([
       [time(f.receivedAtMs)], [f.exporter], [endpoint(a["source.address"], a["source.port"])],
       [endpoint(a["destination.address"], a["destination.port"])],
-      [a["network.transport"] ?? a["network.protocol.name"] ?? PROTOCOLS[a["network.protocol.number"]] ??
-        a["network.protocol.number"] ?? ""],
+      [a["network.transport"] ?? ""],
       [a["netflow.flow.bytes"] ?? "", true], [a["netflow.flow.packets"] ?? "", true],
       [(a["netflow.interface.input.name"] ?? a["netflow.interface.input"] ?? "") + " / " +
         (a["netflow.interface.output.name"] ?? a["netflow.interface.output"] ?? "")],

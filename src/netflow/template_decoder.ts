@@ -161,9 +161,8 @@ export class TemplateDecoder {
   /** What is known per exporter address now: templates (data and options) and the options names tables. */
   knownTables(): Map<string, KnownTables> {
     const out = new Map<string, KnownTables>();
-    for (const e of this.#exporters.values()) {
-      const k = out.get(e.address) ?? { templates: 0, interfaces: 0, vrfs: 0, applications: 0 };
-      k.templates += e.templates.size;
+    for (const e of this.#exporters.values()) { // one state per address
+      const k: KnownTables = { templates: e.templates.size, interfaces: 0, vrfs: 0, applications: 0 };
       for (const d of e.domains.values()) {
         k.interfaces += d.names?.interfaces.size ?? 0;
         k.vrfs += d.names?.vrfs.size ?? 0;

@@ -2,8 +2,8 @@
  * `netflow2traces healthcheck [HOST:PORT | URL]`: asks a running collector's `/healthz` and exits 0 (healthy)
  * or 1. It is the Docker HEALTHCHECK of the scratch image, which has no shell and no curl.
  *
- * Without an argument it uses `NETFLOW_HTTP_LISTEN` (default 127.0.0.1:9464); a wildcard listen host (`0.0.0.0`, `::`, empty) is
- * asked on loopback.
+ * Without an argument it uses `NETFLOW_HTTP_LISTEN` (default 127.0.0.1:9464); a wildcard listen host
+ * (`0.0.0.0`, `::`, empty) is asked on loopback.
  */
 import http from "node:http";
 import process from "node:process";
