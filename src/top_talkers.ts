@@ -433,7 +433,12 @@ export function mergeTopWindows(lists: readonly (readonly TopWindow[])[]): TopWi
           }
         }
       }
-      top[d] = [...byKey.values()].sort((a, b) => b.bytes - a.bytes).slice(0, TOP_ROWS);
+      // Ties in key order: the Workers answer in any order, and the page's rows should not swap places
+      // between refreshes when nothing changed.
+      top[d] = [...byKey.values()].sort((a, b) =>
+        b.bytes - a.bytes || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+      )
+        .slice(0, TOP_ROWS);
     }
     return {
       minutes,

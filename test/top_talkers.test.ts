@@ -128,6 +128,15 @@ Deno.test("top talkers: merged over Workers (the same host in two adds up), top 
   const [one] = mergeTopWindows([a.windows(T0), b.windows(T0)]);
   assert.deepEqual(rows(one, "source"), [["10.0.0.1", 1_200, 2], ["10.0.0.4", 900, 1]]);
   assert.deepEqual([one.bytes, one.flows], [2_100, 3]);
+  // Whichever Worker answers first, the same rows in the same order (ties by key).
+  const tie = new TopTalkers();
+  tie.record(packet([tcp("10.0.0.9", "10.0.0.3", 1_000, 80, 1_200)], T0, "192.0.2.3"));
+  const lists = [a.windows(T0), b.windows(T0), tie.windows(T0)];
+  assert.deepEqual(mergeTopWindows(lists), mergeTopWindows([...lists].reverse()));
+  assert.deepEqual(mergeTopWindows(lists)[0].top.source.map((r) => r.key).slice(0, 2), [
+    "10.0.0.1",
+    "10.0.0.9",
+  ]);
 });
 
 const OPTIONS: TracePlanOptions = { spanTime: "flow", collectorHost: "0.0.0.0", collectorPort: 2055 };
